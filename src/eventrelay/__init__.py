@@ -1,0 +1,3 @@
+"""eventrelay: self-hosted server-side event delivery."""
+
+__version__ = "0.1.0"

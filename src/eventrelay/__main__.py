@@ -1,0 +1,3 @@
+from eventrelay.cli import main
+
+main()

@@ -1,0 +1,208 @@
+"""Command line: serve, migrate, tokens, orgs, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from eventrelay import __version__, logs
+from eventrelay.core.roles import ROLES
+from eventrelay.runtime import Runtime
+from eventrelay.settings import Settings
+from eventrelay.store import migrate
+
+T = TypeVar("T")
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _with_runtime(fn: Callable[[Runtime], Awaitable[T]], create_key: bool = True) -> T:
+    """Run one async operation against the configured database (migrated first)."""
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url)
+
+    async def main() -> T:
+        rt = Runtime.create(settings, create_key=create_key)
+        try:
+            return await fn(rt)
+        finally:
+            await rt.close()
+
+    return asyncio.run(main())
+
+
+@click.group()
+@click.version_option(__version__, prog_name="eventrelay")
+def main() -> None:
+    """eventrelay: self-hosted server-side event delivery."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 8084).")
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(host: str | None, port: int | None, access_log: bool) -> None:
+    """Run the HTTP API (admin + ingest) in one process (embedded mode)."""
+    import uvicorn
+
+    from eventrelay.app import create_app
+
+    settings = _settings(host=host, port=port)
+    logs.setup(settings.log_level)
+    migrate.upgrade(settings.resolved_database_url)
+    rt = Runtime.create(settings)
+    app = create_app(rt, bootstrap_owner=True)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=access_log,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.command("migrate")
+def migrate_cmd() -> None:
+    """Apply database migrations."""
+    settings = _settings()
+    migrate.upgrade(settings.resolved_database_url)
+    click.echo("migrations applied")
+
+
+@main.group()
+def tokens() -> None:
+    """Admin API tokens (works without a running server)."""
+
+
+async def _org_id(rt: Runtime, org: str | None) -> str:
+    from eventrelay.store import orgs
+
+    async with rt.db.transaction() as conn:
+        if org:
+            row = await orgs.get(conn, org)
+            if row is None:
+                raise click.ClickException(f"no organisation {org}")
+            return str(row["id"])
+        row = await orgs.first(conn) or await orgs.create(conn, "Default organisation")
+        return str(row["id"])
+
+
+@tokens.command("create")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", required=True)
+@click.option("--org", default=None, help="Organisation id (default: the first one).")
+def tokens_create(role: str, name: str, org: str | None) -> None:
+    """Create a token; the token alone is the last line of stdout."""
+    from eventrelay.control.tokens import TokenCreate, create
+    from eventrelay.store.audit import Actor
+
+    async def run(rt: Runtime) -> dict[str, Any]:
+        org_id = await _org_id(rt, org)
+        return await create(rt, Actor(org_id, None, "cli"), TokenCreate(name=name, role=role))
+
+    created = _with_runtime(run)
+    click.echo(f"created {created['id']} ({created['role']}) in the organisation; token:")
+    click.echo(created["token"])
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List tokens of every organisation (never their secrets)."""
+    from eventrelay.control.tokens import present
+    from eventrelay.store import tokens as store
+
+    async def run(rt: Runtime) -> list[tuple[str, dict[str, Any]]]:
+        async with rt.db.read() as conn:
+            return [(str(r["org_id"]), present(r)) for r in await store.list_all(conn)]
+
+    for org_id, token in _with_runtime(run):
+        state = f"revoked {token['revoked_at']}" if token["revoked_at"] else "active"
+        click.echo(f"{token['id']}  {token['role']:<6}  {state:<28}  {org_id}  {token['name']}")
+
+
+@tokens.command("revoke")
+@click.argument("token_id")
+def tokens_revoke(token_id: str) -> None:
+    """Revoke a token by id (tok_...)."""
+    from eventrelay.control.tokens import revoke
+    from eventrelay.errors import ApiError
+    from eventrelay.store import tokens as store
+    from eventrelay.store.audit import Actor
+
+    async def run(rt: Runtime) -> None:
+        async with rt.db.read() as conn:
+            row = await store.get_any(conn, token_id)
+        if row is None:
+            raise click.ClickException(f"no token {token_id}")
+        try:
+            await revoke(rt, Actor(str(row["org_id"]), None, "cli"), token_id)
+        except ApiError as exc:
+            raise click.ClickException(exc.message) from None
+
+    _with_runtime(run)
+    click.echo(f"revoked {token_id}")
+
+
+@main.group()
+def orgs() -> None:
+    """Organisations."""
+
+
+@orgs.command("create")
+@click.option("--name", required=True)
+def orgs_create(name: str) -> None:
+    """Create an organisation; its id is the last line of stdout."""
+    from eventrelay.store import orgs as store
+
+    async def run(rt: Runtime) -> str:
+        async with rt.db.transaction() as conn:
+            return str((await store.create(conn, name))["id"])
+
+    click.echo(_with_runtime(run))
+
+
+@orgs.command("list")
+def orgs_list() -> None:
+    from eventrelay.store import orgs as store
+
+    async def run(rt: Runtime) -> list[Any]:
+        async with rt.db.read() as conn:
+            return list(await store.list_all(conn))
+
+    for row in _with_runtime(run):
+        click.echo(f"{row['id']}  {row['name']}")
+
+
+@main.group()
+def secrets() -> None:
+    """Encryption keys of stored credentials."""
+
+
+@secrets.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every stored secret with the newest key.
+
+    With the key file (embedded default) a new key is generated and put first; the old keys stay
+    in the file so nothing becomes unreadable. With EVENTRELAY_SECRET_KEY, put the new key first
+    in the list, then run this.
+    """
+    from cryptography.fernet import Fernet
+
+    from eventrelay.control.secrets import reencrypt_all
+    from eventrelay.store.vault import read_key_file, write_key_file
+
+    settings = _settings()
+    if not settings.secret_key:
+        keys = read_key_file(settings.key_file) if settings.key_file.exists() else []
+        write_key_file(settings.key_file, [Fernet.generate_key(), *keys])
+        click.echo(f"added a new key to {settings.key_file} ({len(keys) + 1} keys)")
+    count = _with_runtime(reencrypt_all)
+    click.echo(f"re-encrypted {count} integration(s) with the newest key")

@@ -1,0 +1,2 @@
+"""Control-plane operations (validation, secrets, audit, change notification), shared by the
+admin API and the CLI. The API layer only maps HTTP onto these."""

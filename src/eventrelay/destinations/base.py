@@ -1,0 +1,121 @@
+"""The destination contract: one module per vendor exports one `Destination` instance.
+
+A destination is pure: `build` turns events into `HttpRequest`s and `classify` turns a response
+into per-event outcomes. The delivery layer does all I/O (HTTP, OAuth token exchange, queue).
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Event = dict[str, Any]
+
+
+class VendorSettings(BaseModel):
+    """Base of every Settings model: unknown fields are an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    # Which events of the batch handed to `build` this request carries (by index).
+    event_indices: tuple[int, ...]
+    # The URL comes from user config (webhook): apply the SSRF guard when connecting.
+    user_target: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class OutcomeKind(enum.StrEnum):
+    SUCCESS = "success"
+    RETRY = "retry"  # transient: back off and try again
+    DROP = "drop"  # permanent for this event: discard with a reason
+    AUTH = "auth"  # credentials refused: integration goes to error, events are kept
+    DISABLE = "disable"  # vendor says stop (410 Gone): integration goes to error, events kept
+    SPLIT = "split"  # a batch was refused as a whole for one bad event: resend one by one
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: OutcomeKind
+    reason: str | None = None  # machine-readable discard/retry reason, e.g. "http_400"
+    message: str | None = None  # the vendor's words, for last_error_message and failures
+    retry_after: float | None = None  # seconds, from Retry-After or the vendor's body
+
+
+@dataclass(slots=True)
+class BuildResult:
+    requests: list[HttpRequest] = field(default_factory=list)
+    # Events that will not be sent, by index, with the reason (e.g. "unmapped").
+    skipped: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    now: datetime
+    # Operator override of the vendor's base URL (tests point it at a local stand-in).
+    base_url: str | None = None
+    # Token obtained by the delivery layer for OAuth destinations.
+    access_token: str | None = None
+    # True for the admin "test" call: use the vendor's validation/test mode.
+    test_mode: bool = False
+
+
+class Destination:
+    """Base class; a vendor module subclasses it and exports one instance as `destination`."""
+
+    type: ClassVar[str]
+    title: ClassVar[str]
+    vendor: ClassVar[str]
+    api: ClassVar[str]
+    category: ClassVar[str]  # advertising | analytics | custom | warehouse | storage
+    docs_url: ClassVar[str]
+    api_version: ClassVar[str | None] = None
+    Settings: ClassVar[builtins.type[VendorSettings]]
+    default_consent: ClassVar[tuple[str, ...]] = ()
+    max_batch: ClassVar[int] = 1
+    max_batch_bytes: ClassVar[int | None] = None
+
+    # False until the vendor's build/classify exist: the catalog says "planned" and the router
+    # does not queue events for it.
+    delivers: ClassVar[bool] = False
+
+    def batch_size(self, settings: VendorSettings) -> int:
+        """Events per pull for one integration (settings may lower the vendor's maximum)."""
+        return self.max_batch
+
+    def batch_wait_seconds(self, settings: VendorSettings) -> float:
+        """How long to wait for a batch to fill before sending what there is."""
+        return 0.05 if self.max_batch > 1 else 0.0
+
+    def target_urls(self, settings: VendorSettings) -> list[str]:
+        """User-supplied URLs to check against the SSRF guard when the config is saved."""
+        return []
+
+    def build(
+        self, events: Sequence[Event], settings: VendorSettings, ctx: BuildContext
+    ) -> BuildResult:
+        raise NotImplementedError(f"{self.type} delivery is not available yet")
+
+    def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
+        """One outcome per entry of `request.event_indices` (or a single one for all)."""
+        from eventrelay.destinations.classify import classify_status
+
+        return [classify_status(response)]

@@ -1,0 +1,91 @@
+"""Configuration from the environment (EVENTRELAY_*). Embedded defaults need none."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EVENTRELAY_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path(".eventrelay"),
+        description="Directory for the embedded SQLite database, queue and key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://... selects PostgreSQL; default is <data_dir>/eventrelay.db.",
+    )
+    queue_url: str | None = Field(
+        default=None,
+        description="nats://host:4222 selects NATS JetStream; default is <data_dir>/queue.db.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated Fernet keys, newest first. Default: <data_dir>/secret.key.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8084
+    log_level: str = "INFO"
+
+    # Delivery policy.
+    allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook targets on loopback/private/link-local addresses (tests).",
+    )
+    max_event_age_seconds: float = Field(default=4 * 3600, gt=0)
+    error_window_seconds: float = Field(
+        default=600,
+        gt=0,
+        description="Failing this long with no success puts an integration in error.",
+    )
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+    retry_cap_seconds: float = Field(default=600.0, gt=0)
+    http_timeout_seconds: float = Field(default=15.0, gt=0)
+    delivery_concurrency: int = Field(
+        default=4, ge=1, le=256, description="Requests in flight per integration."
+    )
+
+    # Embedded queue durability: "full" fsyncs every group commit; "normal" survives a process
+    # crash (kill -9) but not an OS crash.
+    queue_sync: str = Field(default="full", pattern="^(full|normal)$")
+
+    # NATS JetStream.
+    nats_replicas: int = Field(default=1, ge=1, le=5)
+    nats_storage: str = Field(default="file", pattern="^(file|memory)$")
+    nats_stream: str = "EVENTRELAY_DELIVER"
+
+    # Vendor base URLs, only ever set by operators (tests point them at local stand-ins).
+    vendor_base_urls: dict[str, str] = Field(default_factory=dict)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """SQLAlchemy async URL for the control-plane database."""
+        url = self.database_url
+        if not url:
+            return f"sqlite+aiosqlite:///{(self.data_dir / 'eventrelay.db').resolve()}"
+        if url.startswith(("postgresql://", "postgres://")):
+            return "postgresql+asyncpg://" + url.split("://", 1)[1]
+        if url.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "secret.key"
+
+    @property
+    def owner_token_file(self) -> Path:
+        return self.data_dir / "owner-token"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_dir / "queue.db"

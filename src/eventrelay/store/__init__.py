@@ -1,0 +1,1 @@
+"""Control-plane storage: tables, repositories, migrations and the secret vault."""

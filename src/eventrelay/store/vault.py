@@ -1,0 +1,88 @@
+"""Secret vault: authenticated encryption of integration credentials (Fernet, AES-128-CBC +
+HMAC-SHA256, from `cryptography`), with a key ring for rotation.
+
+Keys come from EVENTRELAY_SECRET_KEY (comma-separated, newest first) or, in embedded mode, from
+`<data dir>/secret.key` (one key per line, newest first, created with mode 0600). Encryption
+always uses the newest key; decryption tries every key, so data written under an old key stays
+readable until `eventrelay secrets rotate` re-encrypts it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class VaultError(Exception):
+    """A secret could not be decrypted with any configured key."""
+
+
+class Vault:
+    def __init__(self, keys: list[bytes]) -> None:
+        if not keys:
+            raise ValueError("the vault needs at least one key")
+        self._keys = list(keys)
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    @property
+    def key_count(self) -> int:
+        return len(self._keys)
+
+    def encrypt_json(self, value: dict[str, str]) -> str:
+        return self._fernet.encrypt(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).decode()
+
+    def decrypt_json(self, token: str) -> dict[str, str]:
+        try:
+            data = orjson.loads(self._fernet.decrypt(token.encode()))
+        except InvalidToken as exc:
+            raise VaultError("secret cannot be decrypted with the configured keys") from exc
+        if not isinstance(data, dict):
+            raise VaultError("secret payload is not an object")
+        return {str(k): str(v) for k, v in data.items()}
+
+    def rotate(self, token: str) -> str:
+        """Re-encrypt a token under the newest key (MultiFernet.rotate)."""
+        try:
+            return self._fernet.rotate(token.encode()).decode()
+        except InvalidToken as exc:
+            raise VaultError("secret cannot be decrypted with the configured keys") from exc
+
+
+def parse_key_list(text: str) -> list[bytes]:
+    keys = [part.strip() for part in text.replace("\n", ",").split(",")]
+    result = [k.encode() for k in keys if k]
+    for key in result:
+        Fernet(key)  # validates length and encoding; raises ValueError
+    return result
+
+
+def read_key_file(path: Path) -> list[bytes]:
+    return parse_key_list(path.read_text())
+
+
+def write_key_file(path: Path, keys: list[bytes]) -> None:
+    """Write atomically with mode 0600 (never world-readable, even for a moment)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write("\n".join(k.decode() for k in keys) + "\n")
+    os.replace(tmp, path)
+
+
+def load_keys(env_value: str | None, key_file: Path, create: bool) -> list[bytes]:
+    """Keys from the environment, else the key file (created on first use when `create`)."""
+    if env_value:
+        return parse_key_list(env_value)
+    if key_file.exists():
+        return read_key_file(key_file)
+    if not create:
+        raise FileNotFoundError(
+            f"no EVENTRELAY_SECRET_KEY and no key file at {key_file}; run `eventrelay serve` once"
+        )
+    keys = [Fernet.generate_key()]
+    write_key_file(key_file, keys)
+    return keys

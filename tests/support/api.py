@@ -1,0 +1,75 @@
+"""An in-process API client: the real ASGI app (with its lifespan) over httpx."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from eventrelay.app import create_app
+from eventrelay.runtime import Runtime
+from eventrelay.settings import Settings
+
+
+@dataclass
+class Api:
+    client: httpx.AsyncClient
+    runtime: Runtime
+    owner_token: str
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def auth(self, token: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token or self.owner_token}"}
+
+    async def request(
+        self, method: str, path: str, token: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**self.auth(token), **kwargs.pop("headers", {})}
+        return await self.client.request(method, path, headers=headers, **kwargs)
+
+    async def get(self, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, token, **kw)
+
+    async def post(self, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("POST", path, token, **kw)
+
+    async def put(self, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("PUT", path, token, **kw)
+
+    async def delete(self, path: str, token: str | None = None, **kw: Any) -> httpx.Response:
+        return await self.request("DELETE", path, token, **kw)
+
+    async def make_token(self, role: str, name: str | None = None) -> str:
+        r = await self.post("/v1/admin/tokens", json={"name": name or role, "role": role})
+        assert r.status_code == 201, r.text
+        token: str = r.json()["token"]
+        self.tokens[role] = token
+        return token
+
+    async def make_source(self, name: str = "Web", **extra: Any) -> dict[str, Any]:
+        r = await self.post("/v1/admin/sources", json={"name": name, **extra})
+        assert r.status_code == 201, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def make_integration(self, source_id: str, **body: Any) -> dict[str, Any]:
+        payload = {"source_id": source_id, "name": "Integration", **body}
+        r = await self.post("/v1/admin/integrations", json=payload)
+        assert r.status_code == 201, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+
+@asynccontextmanager
+async def running_api(settings: Settings) -> AsyncIterator[Api]:
+    runtime = Runtime.create(settings)
+    app = create_app(runtime, bootstrap_owner=True)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            token = settings.owner_token_file.read_text().strip()
+            yield Api(client=client, runtime=runtime, owner_token=token)

@@ -1,0 +1,73 @@
+"""Real `eventrelay` processes for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from tests.support.server import free_port
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen[str], base_url: str, cwd: Path) -> None:
+        self.proc = proc
+        self.base_url = base_url
+        self.cwd = cwd
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+
+def wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("server did not become healthy")
+
+
+@contextmanager
+def eventrelay_process(
+    cwd: Path,
+    args: tuple[str, ...] = ("serve",),
+    env: Mapping[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[Server]:
+    port = port or free_port()
+    full_env = {**os.environ, "EVENTRELAY_LOG_LEVEL": "WARNING", **(env or {})}
+    log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "eventrelay", *args, "--port", str(port)],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}", cwd)
+    try:
+        wait_healthy(server.base_url, proc)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
+        if proc.stdout:
+            proc.stdout.close()
+        log.close()
