@@ -36,8 +36,10 @@ typecheck: install-test
 test: lint typecheck
 	$(BIN)/pytest -n 2 --dist loadgroup -q
 
+# wrk (C) generates the load when present; on Debian/Ubuntu as root it is installed here.
 bench: install-test
-	$(BIN)/python bench/run.py
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && apt-get install -y -qq wrk >/dev/null; } || echo "wrk not found: using the Python load generator"
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) .eventrelay .pytest_cache .mypy_cache .ruff_cache

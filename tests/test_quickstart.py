@@ -46,6 +46,7 @@ def test_first_start_prints_owner_token_once_and_quickstart_works(tmp_path: Path
         assert '"api_secret":"***"' in out.stdout
         assert '"has_more":false' in out.stdout
         assert "your_mp_api_secret" not in out.stdout
+        assert out.stdout.rstrip().endswith('{"success":true}')
         server.stop()
         printed = server.proc.stdout.read() if server.proc.stdout else ""
         assert token in printed

@@ -46,8 +46,13 @@ def main() -> None:
 @click.option("--host", default=None, help="Bind address (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default 8084).")
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
-def serve(host: str | None, port: int | None, access_log: bool) -> None:
-    """Run the HTTP API (admin + ingest) in one process (embedded mode)."""
+@click.option(
+    "--workers/--no-workers",
+    default=True,
+    help="Also run the delivery workers in this process (default) or serve the API only.",
+)
+def serve(host: str | None, port: int | None, access_log: bool, workers: bool) -> None:
+    """Run the HTTP API (admin + ingest) and, by default, delivery in one process."""
     import uvicorn
 
     from eventrelay.app import create_app
@@ -56,7 +61,7 @@ def serve(host: str | None, port: int | None, access_log: bool) -> None:
     logs.setup(settings.log_level)
     migrate.upgrade(settings.resolved_database_url)
     rt = Runtime.create(settings)
-    app = create_app(rt, bootstrap_owner=True)
+    app = create_app(rt, bootstrap_owner=True, workers=workers)
     uvicorn.run(
         app,
         host=settings.host,

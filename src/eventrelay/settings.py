@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(default=1.0, gt=0)
     retry_cap_seconds: float = Field(default=600.0, gt=0)
     http_timeout_seconds: float = Field(default=15.0, gt=0)
+    drain_seconds: float = Field(
+        default=20.0, ge=0, description="On shutdown, how long in-flight deliveries may finish."
+    )
     delivery_concurrency: int = Field(
         default=4, ge=1, le=256, description="Requests in flight per integration."
     )

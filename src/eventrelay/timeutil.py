@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def utcnow() -> datetime:
@@ -22,6 +25,28 @@ def iso_millis(value: datetime | None) -> str | None:
         return None
     v = value.astimezone(UTC)
     return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+
+
+_SECONDS: dict[int, str] = {}
+
+
+def iso_from_epoch_ms(ms: int) -> str:
+    """Fast ISO 8601 (milliseconds, `Z`) for epoch milliseconds: the ingest hot path formats two
+    timestamps per event, and events of one batch share their seconds (cached)."""
+    seconds, millis = divmod(ms, 1000)
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, UTC).strftime(
+            "%Y-%m-%dT%H:%M:%S."
+        )
+    return prefix + str(millis).zfill(3) + "Z"
+
+
+def epoch_ms(value: datetime) -> int:
+    """Milliseconds since the epoch of an aware datetime."""
+    return (value - _EPOCH) // _MILLISECOND
 
 
 def parse_iso(value: str) -> datetime:

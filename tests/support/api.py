@@ -68,7 +68,7 @@ class Api:
 async def running_api(settings: Settings) -> AsyncIterator[Api]:
     runtime = Runtime.create(settings)
     app = create_app(runtime, bootstrap_owner=True)
-    async with LifespanManager(app) as manager:
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=60) as manager:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.9", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             token = settings.owner_token_file.read_text().strip()

@@ -50,7 +50,12 @@ def eventrelay_process(
     port: int | None = None,
 ) -> Iterator[Server]:
     port = port or free_port()
-    full_env = {**os.environ, "EVENTRELAY_LOG_LEVEL": "WARNING", **(env or {})}
+    full_env = {
+        **os.environ,
+        "EVENTRELAY_LOG_LEVEL": "WARNING",
+        "EVENTRELAY_DATA_DIR": str(cwd / ".eventrelay"),
+        **(env or {}),
+    }
     log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "eventrelay", *args, "--port", str(port)],

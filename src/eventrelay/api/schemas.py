@@ -121,3 +121,38 @@ class CatalogEntry(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorEnvelope} for code in (400, 401, 403, 404, 409, 413, 422)
 }
+
+
+class MetricBreakdown(BaseModel):
+    metricName: str
+    value: float | int | None
+
+
+class Metric(BaseModel):
+    metricName: str
+    total: int
+    breakdown: list[MetricBreakdown] | None = None
+
+
+class DeliveryMetrics(BaseModel):
+    integration_id: str
+    start: str
+    end: str
+    granularity: str
+    pending: int | None = Field(description="Events queued for this integration now.")
+    metrics: list[Metric]
+    series: list[dict[str, Any]]
+
+
+class DeliveryFailure(BaseModel):
+    id: str
+    time: str
+    outcome: str = Field(description="retry | drop | auth | disable")
+    reason: str | None
+    status_code: int | None
+    error: str | None
+    attempt: int
+    event_count: int
+    message_ids: list[str]
+    request: dict[str, Any] | None
+    response: dict[str, Any] | None

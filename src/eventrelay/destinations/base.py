@@ -13,9 +13,34 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 Event = dict[str, Any]
+
+
+class EventRecord:
+    """One queued event: its stored JSON bytes and, decoded on first use, its data.
+
+    Destinations that forward events unchanged (webhook) use `raw` and never pay for decoding.
+    """
+
+    __slots__ = ("_data", "message_id", "raw")
+
+    def __init__(self, message_id: str, raw: bytes, data: Event | None = None) -> None:
+        self.message_id = message_id
+        self.raw = raw
+        self._data = data
+
+    @property
+    def data(self) -> Event:
+        if self._data is None:
+            self._data = orjson.loads(self.raw)
+        return self._data
+
+    @classmethod
+    def from_event(cls, event: Event) -> EventRecord:
+        return cls(str(event.get("messageId", "")), orjson.dumps(event), event)
 
 
 class VendorSettings(BaseModel):
@@ -110,7 +135,7 @@ class Destination:
         return []
 
     def build(
-        self, events: Sequence[Event], settings: VendorSettings, ctx: BuildContext
+        self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         raise NotImplementedError(f"{self.type} delivery is not available yet")
 

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from eventrelay.destinations.base import Destination, VendorSettings
+from eventrelay import __version__
+from eventrelay.destinations.base import (
+    BuildContext,
+    BuildResult,
+    Destination,
+    EventRecord,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+    VendorSettings,
+)
+from eventrelay.destinations.classify import body_text, classify_status
 from eventrelay.destinations.fields import HttpUrl, Secret
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
@@ -79,6 +94,20 @@ class WebhookSettings(VendorSettings):
         return value
 
 
+def webhook_id(message_ids: Sequence[str]) -> str:
+    """Stable across retries of the same event(s): the receiver's idempotency key.
+
+    Derived, not the raw messageId: Standard Webhooks ids must not carry user-chosen text."""
+    digest = hashlib.sha256("\n".join(message_ids).encode()).hexdigest()
+    return f"msg_{digest[:40]}"
+
+
+def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
+    """Standard Webhooks v1: base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))."""
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(mac).decode()
+
+
 class Webhook(Destination):
     type = "webhook"
     title = "Custom Webhook"
@@ -89,10 +118,73 @@ class Webhook(Destination):
     Settings = WebhookSettings
     default_consent = ()
     max_batch = 1000
+    delivers = True
+    # Events per pull when not batching: sent one request each, concurrently.
+    unbatched_pull = 64
 
     def target_urls(self, settings: VendorSettings) -> list[str]:
         assert isinstance(settings, WebhookSettings)
         return [settings.url]
+
+    def batch_size(self, settings: VendorSettings) -> int:
+        assert isinstance(settings, WebhookSettings)
+        return settings.batch_size if settings.batch else self.unbatched_pull
+
+    def batch_wait_seconds(self, settings: VendorSettings) -> float:
+        assert isinstance(settings, WebhookSettings)
+        return settings.batch_interval_ms / 1000 if settings.batch else 0.0
+
+    def build(
+        self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
+    ) -> BuildResult:
+        assert isinstance(settings, WebhookSettings)
+        base_headers = {
+            "Content-Type": "application/json",
+            "User-Agent": f"eventrelay/{__version__}",
+            **{name: value.get_secret_value() for name, value in settings.headers.items()},
+        }
+        key = (
+            decode_signing_secret(settings.signing_secret.get_secret_value())
+            if settings.signing_secret
+            else None
+        )
+        timestamp = int(ctx.now.timestamp())
+        result = BuildResult()
+        if settings.batch:
+            groups = [
+                list(range(start, min(start + settings.batch_size, len(events))))
+                for start in range(0, len(events), settings.batch_size)
+            ]
+        else:
+            groups = [[index] for index in range(len(events))]
+        for indices in groups:
+            if settings.batch:
+                body = b"[" + b",".join(events[i].raw for i in indices) + b"]"
+            else:
+                body = events[indices[0]].raw
+            msg_id = webhook_id([events[i].message_id for i in indices])
+            headers = dict(base_headers)
+            headers["webhook-id"] = msg_id
+            if key is not None:
+                headers["webhook-timestamp"] = str(timestamp)
+                headers["webhook-signature"] = sign(key, msg_id, timestamp, body)
+            result.requests.append(
+                HttpRequest(
+                    settings.method,
+                    settings.url,
+                    headers,
+                    body,
+                    tuple(indices),
+                    user_target=True,
+                )
+            )
+        return result
+
+    def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
+        if response.status == 410:
+            # Standard Webhooks: 410 Gone means the receiver wants no more deliveries.
+            return [Outcome(OutcomeKind.DISABLE, "http_410", body_text(response))]
+        return [classify_status(response)]
 
 
 destination = Webhook()

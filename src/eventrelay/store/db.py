@@ -15,7 +15,7 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # One connection per process: SQLite serialises writers anyway, and a single connection
         # avoids lock upgrades between connections of the same process.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)

@@ -1,0 +1,179 @@
+"""Delivery reports for the admin API: the metrics summary (the shape Segment's Public API uses
+for delivery metrics) and recent failed attempts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from eventrelay.errors import invalid, not_found
+from eventrelay.runtime import Runtime
+from eventrelay.store import integrations as integration_store
+from eventrelay.store import metrics as metric_store
+from eventrelay.timeutil import iso_millis, iso_seconds
+
+GRANULARITY = {
+    "minute": (timedelta(minutes=1), timedelta(hours=1), timedelta(hours=4)),
+    "hour": (timedelta(hours=1), timedelta(hours=24), timedelta(days=7)),
+    "day": (timedelta(days=1), timedelta(days=7), timedelta(days=30)),
+}
+LATENCIES = ("time_to_success", "time_to_first_attempt")
+
+
+def _floor(at: datetime, step: timedelta) -> datetime:
+    epoch = at.timestamp()
+    size = step.total_seconds()
+    return datetime.fromtimestamp(epoch - epoch % size, UTC)
+
+
+def window(
+    start: datetime | None, end: datetime | None, granularity: str
+) -> tuple[datetime, datetime, timedelta]:
+    step, default_range, max_range = GRANULARITY[granularity]
+    end = end or datetime.now(UTC)
+    end = _floor(end, step) + (step if end != _floor(end, step) else timedelta(0))
+    start = _floor(start, step) if start else end - default_range
+    if start >= end:
+        raise invalid("start", "must be before end")
+    if end - start > max_range:
+        raise invalid("start", f"a {granularity} report covers at most {max_range}")
+    return start, end, step
+
+
+def _percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
+    total = sum(histogram.values())
+    if not total:
+        return None
+    threshold = fraction * total
+    running = 0
+    for index in sorted(histogram):
+        running += histogram[index]
+        if running >= threshold:
+            return round(metric_store.bucket_value(index), 1)
+    return None
+
+
+class _Totals:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = defaultdict(int)
+        self.breakdown: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.sums: dict[str, int] = defaultdict(int)
+
+    def add(self, name: str, key: str, value: int) -> None:
+        if name in LATENCIES:
+            self.histograms[name][int(key)] += value
+        elif name.endswith("_sum_ms"):
+            self.sums[name.removesuffix("_sum_ms")] += value
+        else:
+            self.counts[name] += value
+            if key:
+                self.breakdown[name][key] += value
+
+    def latency(self, name: str) -> dict[str, Any]:
+        count = sum(self.histograms[name].values())
+        average = round(self.sums[name] / count, 1) if count else None
+        return {
+            "metricName": name,
+            "total": count,
+            "breakdown": [
+                {"metricName": f"{name}_average", "value": average},
+                {"metricName": f"{name}_p95", "value": _percentile(self.histograms[name], 0.95)},
+            ],
+        }
+
+    def summary(self) -> list[dict[str, Any]]:
+        first = self.counts["success_first_attempt"]
+        after = self.counts["success_after_retry"]
+
+        def broken_down(name: str) -> dict[str, Any]:
+            return {
+                "metricName": name,
+                "total": self.counts[name],
+                "breakdown": [
+                    {"metricName": key, "value": value}
+                    for key, value in sorted(self.breakdown[name].items())
+                ],
+            }
+
+        return [
+            {
+                "metricName": "successes",
+                "total": first + after,
+                "breakdown": [
+                    {"metricName": "successes_on_first_attempt", "value": first},
+                    {"metricName": "successes_after_retry", "value": after},
+                ],
+            },
+            {"metricName": "retried", "total": self.counts["retried"]},
+            broken_down("discarded"),
+            {"metricName": "expired", "total": self.counts["expired"]},
+            broken_down("filtered"),
+            {"metricName": "queued", "total": self.counts["queued"]},
+            self.latency("time_to_success"),
+            self.latency("time_to_first_attempt"),
+        ]
+
+    def point(self) -> dict[str, Any]:
+        return {
+            "successes": self.counts["success_first_attempt"] + self.counts["success_after_retry"],
+            "retried": self.counts["retried"],
+            "discarded": self.counts["discarded"],
+            "expired": self.counts["expired"],
+            "filtered": self.counts["filtered"],
+            "queued": self.counts["queued"],
+            "time_to_success_p95": _percentile(self.histograms["time_to_success"], 0.95),
+        }
+
+
+async def metrics_report(
+    rt: Runtime,
+    org_id: str,
+    integration_id: str,
+    start: datetime | None,
+    end: datetime | None,
+    granularity: str,
+) -> dict[str, Any]:
+    begin, finish, step = window(start, end, granularity)
+    async with rt.db.read() as conn:
+        if await integration_store.get(conn, org_id, integration_id) is None:
+            raise not_found("integration")
+        rows = await metric_store.read(conn, integration_id, begin, finish)
+    total = _Totals()
+    buckets: dict[datetime, _Totals] = defaultdict(_Totals)
+    for row in rows:
+        total.add(row["name"], row["key"], int(row["value"]))
+        buckets[_floor(row["bucket"], step)].add(row["name"], row["key"], int(row["value"]))
+    series = []
+    at = begin
+    while at < finish:
+        series.append({"start": iso_seconds(at), **buckets[at].point()})
+        at += step
+    pending = await rt.queue.depth(integration_id) if rt.queue else None
+    return {
+        "integration_id": integration_id,
+        "start": iso_seconds(begin),
+        "end": iso_seconds(finish),
+        "granularity": granularity,
+        "pending": pending,
+        "metrics": total.summary(),
+        "series": series,
+    }
+
+
+def present_failure(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "time": iso_millis(row["created_at"]),
+        "outcome": row["outcome"],
+        "reason": row["reason"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "attempt": row["attempt"],
+        "event_count": row["event_count"],
+        "message_ids": row["message_ids"],
+        "request": row["request"],
+        "response": row["response"],
+    }

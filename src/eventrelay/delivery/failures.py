@@ -1,0 +1,161 @@
+"""Recent failed attempts per integration: when, what the vendor said, what was sent.
+
+Secrets are redacted (every secret value of the integration, plus Authorization headers), bodies
+truncated. Writes are batched once a second and sampled (at most a few per integration per
+second), so a vendor outage cannot flood the database. Old rows are pruned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from eventrelay.destinations.base import HttpRequest, HttpResponse
+from eventrelay.ids import new_id
+from eventrelay.logs import redact
+from eventrelay.store.db import Database
+from eventrelay.store.tables import delivery_failures
+from eventrelay.timeutil import utcnow
+
+log = logging.getLogger("eventrelay.failures")
+MAX_BODY = 4096
+PER_INTEGRATION_PER_FLUSH = 5
+KEEP_PER_INTEGRATION = 1000
+KEEP_FOR = timedelta(days=7)
+_SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+
+
+def _text(body: bytes | None, secrets: Sequence[str]) -> str | None:
+    if body is None:
+        return None
+    text = body[:MAX_BODY].decode("utf-8", errors="replace")
+    if len(body) > MAX_BODY:
+        text += f"... ({len(body)} bytes)"
+    return redact(text, secrets)
+
+
+def _headers(headers: Mapping[str, str], secrets: Sequence[str]) -> dict[str, str]:
+    return {
+        k: "***" if k.lower() in _SENSITIVE_HEADERS else redact(v, secrets)
+        for k, v in headers.items()
+    }
+
+
+def describe_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "url": redact(request.url, secrets),
+        "headers": _headers(request.headers, secrets),
+        "body": _text(request.body, secrets),
+    }
+
+
+def describe_response(response: HttpResponse, secrets: Sequence[str]) -> dict[str, Any]:
+    return {
+        "status": response.status,
+        "headers": _headers(response.headers, secrets),
+        "body": _text(response.body, secrets),
+    }
+
+
+class FailureLog:
+    def __init__(self, db: Database, interval: float = 1.0) -> None:
+        self._db = db
+        self._interval = interval
+        self._pending: list[dict[str, Any]] = []
+        self._counts: dict[str, int] = defaultdict(int)
+        self._task: asyncio.Task[None] | None = None
+
+    def record(
+        self,
+        integration_id: str,
+        outcome: str,
+        reason: str | None,
+        error: str | None,
+        attempt: int,
+        message_ids: Sequence[str],
+        request: dict[str, Any] | None,
+        response: dict[str, Any] | None,
+    ) -> None:
+        if self._counts[integration_id] >= PER_INTEGRATION_PER_FLUSH:
+            return
+        self._counts[integration_id] += 1
+        self._pending.append(
+            {
+                "id": new_id("fail"),
+                "integration_id": integration_id,
+                "created_at": utcnow(),
+                "outcome": outcome,
+                "reason": reason,
+                "status_code": response.get("status") if response else None,
+                "error": error,
+                "attempt": attempt,
+                "event_count": len(message_ids),
+                "message_ids": list(message_ids[:100]),
+                "request": request,
+                "response": response,
+            }
+        )
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="failures-flush")
+
+    async def close(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.flush()
+            except Exception as exc:
+                log.warning("failure log flush failed", extra={"error_type": type(exc).__name__})
+
+    async def flush(self) -> None:
+        self._counts.clear()
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+        async with self._db.transaction() as conn:
+            await conn.execute(delivery_failures.insert(), rows)
+
+    async def prune(self) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                delete(delivery_failures).where(
+                    delivery_failures.c.created_at < utcnow() - KEEP_FOR
+                )
+            )
+            crowded = await conn.execute(
+                select(delivery_failures.c.integration_id)
+                .group_by(delivery_failures.c.integration_id)
+                .having(func.count() > KEEP_PER_INTEGRATION)
+            )
+            for (integration_id,) in crowded.fetchall():
+                cutoff = (
+                    await conn.execute(
+                        select(delivery_failures.c.pk)
+                        .where(delivery_failures.c.integration_id == integration_id)
+                        .order_by(delivery_failures.c.pk.desc())
+                        .offset(KEEP_PER_INTEGRATION)
+                        .limit(1)
+                    )
+                ).scalar()
+                if cutoff is not None:
+                    await conn.execute(
+                        delete(delivery_failures).where(
+                            delivery_failures.c.integration_id == integration_id,
+                            delivery_failures.c.pk <= cutoff,
+                        )
+                    )

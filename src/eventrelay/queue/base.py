@@ -1,0 +1,77 @@
+"""The delivery queue contract, shaped after what a replicated stream engine offers (NATS
+JetStream): one logical stream per integration, durable publish, pull in batches, ack, retry after
+a delay (negative ack), terminate, purge, and redelivery of anything not settled after a crash.
+
+Every backend passes the same contract test-suite (tests/queue/test_contract.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
+
+
+class Message(NamedTuple):
+    id: str  # dedup id: the event's messageId
+    data: bytes  # the normalised event, JSON
+
+
+class Delivery(Protocol):
+    """One message handed to a consumer; settle it with ack, retry or terminate."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def published_at(self) -> float:
+        """Epoch seconds of the first publish (for expiry and latency metrics)."""
+        ...
+
+    @property
+    def attempts(self) -> int:
+        """How many times this message has been handed out, this time included (1 = first)."""
+        ...
+
+
+class Queue(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
+        """Append messages to their streams; durable when this returns. A message id seen on
+        the same stream within the dedup window is stored once."""
+        ...
+
+    async def pull(
+        self, stream: str, max_messages: int, timeout: float, fill: float = 0.0
+    ) -> list[Delivery]:
+        """Wait up to `timeout` for a first message, then up to `fill` more seconds for the batch
+        to reach `max_messages`. Returns [] on timeout."""
+        ...
+
+    async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
+        """Hand the messages out again after `delay` seconds (attempts keep counting)."""
+        ...
+
+    async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        """Never deliver these again (discarded or expired)."""
+        ...
+
+    async def purge(self, stream: str) -> None:
+        """Drop everything queued for a stream (its integration was deleted)."""
+        ...
+
+    async def depth(self, stream: str) -> int:
+        """Messages stored for a stream (in flight included)."""
+        ...
+
+    async def expire(self, max_age: float) -> dict[str, int]:
+        """Drop messages older than `max_age` seconds that nobody holds; counts per stream.
+        Backends whose engine ages messages out itself return {}."""
+        ...

@@ -1,0 +1,114 @@
+"""The in-memory view of sources and integrations that ingest routes with.
+
+Loaded from the database at start and reloaded whenever the config bus reports a change (and
+every 30 s as a safety net), so no event ever costs a database query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+from eventrelay.bus import Change, ConfigBus
+from eventrelay.destinations import registry
+from eventrelay.store import integrations as integration_store
+from eventrelay.store import sources as source_store
+from eventrelay.store.db import Database
+
+log = logging.getLogger("eventrelay.directory")
+REFRESH_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    integration_id: str
+    type: str
+    enabled: bool
+    deliverable: bool  # the type has a delivery implementation
+    consent_categories: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEntry:
+    id: str
+    org_id: str
+    consent_default: str
+    allowed_origins: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+    def allows_origin(self, origin: str) -> bool:
+        return "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins
+
+
+class Directory:
+    def __init__(self, db: Database, bus: ConfigBus) -> None:
+        self._db = db
+        self._bus = bus
+        self._by_key: dict[str, SourceEntry] = {}
+        self._by_id: dict[str, SourceEntry] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+
+    def by_write_key(self, key: str) -> SourceEntry | None:
+        return self._by_key.get(key)
+
+    def by_id(self, source_id: str) -> SourceEntry | None:
+        return self._by_id.get(source_id)
+
+    async def start(self) -> None:
+        await self.reload()
+        self._bus.subscribe(self._on_change)
+        self._task = asyncio.create_task(self._refresh_loop(), name="directory-refresh")
+
+    async def close(self) -> None:
+        self._bus.unsubscribe(self._on_change)
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _on_change(self, change: Change) -> None:
+        if change.kind in ("source", "integration", "org", "all"):
+            await self.reload()
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.reload()
+            except Exception as exc:
+                log.warning("directory refresh failed", extra={"error_type": type(exc).__name__})
+
+    async def reload(self) -> None:
+        async with self._lock:
+            async with self._db.read() as conn:
+                sources = await source_store.all_live_with_keys(conn)
+                rows = await integration_store.all_live(conn)
+            routes: dict[str, list[Route]] = {}
+            for row in rows:
+                destination = registry.get(row["type"])
+                routes.setdefault(row["source_id"], []).append(
+                    Route(
+                        integration_id=row["id"],
+                        type=row["type"],
+                        enabled=bool(row["enabled"]),
+                        deliverable=destination is not None and destination.delivers,
+                        consent_categories=tuple(row["consent_categories"]),
+                    )
+                )
+            by_key: dict[str, SourceEntry] = {}
+            by_id: dict[str, SourceEntry] = {}
+            for source, keys in sources:
+                entry = SourceEntry(
+                    id=source["id"],
+                    org_id=source["org_id"],
+                    consent_default=source["consent_default"],
+                    allowed_origins=tuple(source["allowed_origins"]),
+                    routes=tuple(routes.get(source["id"], ())),
+                )
+                by_id[entry.id] = entry
+                for key in keys:
+                    by_key[key] = entry
+            self._by_key, self._by_id = by_key, by_id

@@ -1,0 +1,162 @@
+"""The queue contract every backend must pass (embedded SQLite, NATS JetStream)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from eventrelay.queue.base import Message
+from tests.queue.conftest import QueueFactory
+
+
+def msgs(prefix: str, n: int) -> list[Message]:
+    return [Message(f"{prefix}-{i}", f'{{"n":{i},"p":"{prefix}"}}'.encode()) for i in range(n)]
+
+
+async def drain(q, stream: str, expected: int, batch: int = 100, timeout: float = 5.0) -> list:
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while len(got) < expected and time.monotonic() < deadline:
+        got += await q.pull(stream, batch, timeout=0.5)
+    return got
+
+
+async def test_publish_pull_ack_in_order(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    before = time.time()
+    await q.publish({"s1": msgs("a", 3)})
+    got = await q.pull("s1", 10, timeout=2)
+    assert [d.message_id for d in got] == ["a-0", "a-1", "a-2"]
+    assert [d.data for d in got] == [m.data for m in msgs("a", 3)]
+    assert all(d.attempts == 1 for d in got)
+    assert all(before - 1 <= d.published_at <= time.time() + 1 for d in got)
+    await q.ack("s1", got)
+    assert await q.pull("s1", 10, timeout=0.2) == []
+
+
+async def test_pull_times_out_empty(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    started = time.monotonic()
+    assert await q.pull("empty", 10, timeout=0.3) == []
+    assert time.monotonic() - started >= 0.25
+
+
+async def test_pull_wakes_on_publish(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    waiter = asyncio.create_task(q.pull("s", 10, timeout=5))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await q.publish({"s": msgs("w", 1)})
+    got = await waiter
+    assert [d.message_id for d in got] == ["w-0"]
+    assert time.monotonic() - started < 2
+
+
+async def test_fill_waits_for_a_fuller_batch(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+
+    async def trickle() -> None:
+        for i in range(5):
+            await q.publish({"s": [Message(f"t{i}", b"{}")]})
+            await asyncio.sleep(0.05)
+
+    task = asyncio.create_task(trickle())
+    got = await q.pull("s", 5, timeout=2, fill=2)
+    await task
+    assert len(got) == 5
+
+
+async def test_unsettled_messages_come_back_after_restart(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("r", 4)})
+    got = await q.pull("s", 4, timeout=2)
+    await q.ack("s", got[:2])
+    q = await queue_factory()  # crash/restart: the last two were never settled
+    again = await drain(q, "s", 2)
+    assert sorted(d.message_id for d in again) == ["r-2", "r-3"]
+
+
+async def test_retry_after_delay(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("d", 1)})
+    [first] = await q.pull("s", 1, timeout=2)
+    await q.retry("s", [first], delay=0.5)
+    assert await q.pull("s", 1, timeout=0.2) == []
+    [second] = await q.pull("s", 1, timeout=3)
+    assert second.message_id == "d-0"
+    assert second.attempts == 2
+    assert second.data == first.data
+    assert abs(second.published_at - first.published_at) < 0.01
+    await q.ack("s", [second])
+    assert await q.pull("s", 1, timeout=0.3) == []
+
+
+async def test_terminate_never_redelivers(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("x", 2)})
+    got = await q.pull("s", 2, timeout=2)
+    await q.terminate("s", got)
+    q = await queue_factory()
+    assert await q.pull("s", 2, timeout=0.3) == []
+
+
+async def test_purge_drops_one_stream_only(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"a": msgs("a", 3), "b": msgs("b", 2)})
+    await q.purge("a")
+    assert await q.pull("a", 10, timeout=0.3) == []
+    assert [d.message_id for d in await drain(q, "b", 2)] == ["b-0", "b-1"]
+    assert await q.depth("a") == 0
+
+
+async def test_dedup_by_message_id(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("dup", 2)})
+    await q.publish({"s": msgs("dup", 3)})
+    got = await drain(q, "s", 3, timeout=1.5)
+    assert sorted(d.message_id for d in got) == ["dup-0", "dup-1", "dup-2"]
+
+
+async def test_streams_are_isolated_and_depth_counts(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"a": msgs("a", 5), "b": msgs("b", 1)})
+    assert await q.depth("a") == 5
+    assert await q.depth("b") == 1
+    assert {d.message_id for d in await q.pull("b", 10, timeout=1)} == {"b-0"}
+
+
+async def test_large_batches_exactly_once(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("big", 2500)})
+    seen: list[str] = []
+    while len(seen) < 2500:
+        got = await q.pull("s", 100, timeout=2)
+        assert got, f"stalled at {len(seen)}"
+        seen += [d.message_id for d in got]
+        await q.ack("s", got)
+    assert len(seen) == len(set(seen)) == 2500
+
+
+async def test_concurrent_pullers_share_without_duplicates(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("c", 600)})
+
+    async def consumer() -> list[str]:
+        mine: list[str] = []
+        while True:
+            got = await q.pull("s", 50, timeout=0.5)
+            if not got:
+                return mine
+            mine += [d.message_id for d in got]
+            await q.ack("s", got)
+
+    results = await asyncio.gather(*(consumer() for _ in range(4)))
+    everything = [m for r in results for m in r]
+    assert len(everything) == len(set(everything)) == 600
+
+
+async def test_expire_keeps_young_messages(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("y", 2)})
+    await q.expire(max_age=3600)
+    assert len(await drain(q, "s", 2)) == 2
