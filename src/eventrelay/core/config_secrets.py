@@ -71,7 +71,8 @@ def _get(doc: Any, path: Pointer) -> Any:
 
 def split_secrets(settings: BaseModel) -> tuple[dict[str, Any], dict[str, str]]:
     """Return (config with secrets masked, {pointer: secret value})."""
-    public = settings.model_dump(mode="json", exclude_none=True)
+    # Only what the user set: defaults stay implicit (the seed contract shows config as sent).
+    public = settings.model_dump(mode="json", exclude_none=True, exclude_unset=True)
     secrets: dict[str, str] = {}
     for path, secret in _walk_secrets(settings, ()):
         try:

@@ -12,13 +12,14 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.delivery.failures import FailureLog, describe_request, describe_response
 from eventrelay.delivery.health import IntegrationHealth
 from eventrelay.delivery.policy import RetryPolicy
 from eventrelay.delivery.sender import HttpSender, TransportError
+from eventrelay.delivery.tokens import TokenCache, TokenError
 from eventrelay.destinations.base import (
     BuildContext,
     Destination,
@@ -28,6 +29,7 @@ from eventrelay.destinations.base import (
     Outcome,
     OutcomeKind,
     VendorSettings,
+    build_context,
 )
 from eventrelay.queue.base import Delivery, Queue
 from eventrelay.store.metrics import MetricsRecorder
@@ -63,7 +65,11 @@ class Services:
     failures: FailureLog
     policy: RetryPolicy
     concurrency: int
+    # Operator overrides of vendor endpoints: {"<type>": base URL, "<type>.<name>": other}.
     base_urls: dict[str, str] = field(default_factory=dict)
+
+    def context_for(self, type_: str, **kwargs: Any) -> BuildContext:
+        return build_context(type_, self.base_urls, **kwargs)
 
 
 @dataclass(slots=True)
@@ -84,6 +90,7 @@ class IntegrationWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._requests = asyncio.Semaphore(services.concurrency)
+        self._tokens = TokenCache(snapshot.destination, snapshot.settings, services.sender)
 
     @property
     def stream(self) -> str:
@@ -178,15 +185,28 @@ class IntegrationWorker:
             await self._deliver(live, settled)
         await self._settle(settled)
 
-    async def _deliver(self, deliveries: Sequence[Delivery], settled: _Settled) -> None:
+    async def _deliver(
+        self, deliveries: Sequence[Delivery], settled: _Settled, refreshed: bool = False
+    ) -> None:
         snap = self.snapshot
         records = [EventRecord(d.message_id, d.data) for d in deliveries]
-        ctx = BuildContext(now=datetime.now(UTC), base_url=self._s.base_urls.get(snap.type))
+        ctx = self._s.context_for(snap.type)
+        if self._tokens.needed(ctx):
+            try:
+                token = await self._tokens.get(ctx, force=refreshed)
+            except TokenError as exc:
+                kind = OutcomeKind.RETRY if exc.retryable else OutcomeKind.AUTH
+                outcome = Outcome(kind, "oauth_token", exc.message)
+                target = settled.retry if exc.retryable else settled.halt
+                target.extend((d, outcome) for d in deliveries)
+                return
+            ctx = self._s.context_for(snap.type, access_token=token)
         try:
             built = snap.destination.build(records, snap.settings, ctx)
         except Exception as exc:
             log.error(
-                "build failed", extra={"integration_id": snap.id, "error_type": type(exc).__name__}
+                "build failed",
+                extra={"integration_id": snap.id, "error_type": type(exc).__name__},
             )
             outcome = Outcome(
                 OutcomeKind.RETRY,
@@ -200,9 +220,19 @@ class IntegrationWorker:
                 settled.filtered.append((deliveries[index], reason))
             else:
                 settled.drop.append((deliveries[index], Outcome(OutcomeKind.DROP, reason)))
+        attempt = _Settled() if ctx.access_token and not refreshed else settled
         await asyncio.gather(
-            *(self._send(request, deliveries, settled) for request in built.requests)
+            *(self._send(request, deliveries, attempt) for request in built.requests)
         )
+        if attempt is settled:
+            return
+        # An access token can be revoked before it expires: refresh once on 401, then retry.
+        unauthorized = [(d, o) for d, o in attempt.halt if o.kind is OutcomeKind.AUTH]
+        attempt.halt = [(d, o) for d, o in attempt.halt if o.kind is not OutcomeKind.AUTH]
+        for name in ("success", "retry", "drop", "filtered", "halt"):
+            getattr(settled, name).extend(getattr(attempt, name))
+        if unauthorized:
+            await self._deliver([d for d, _ in unauthorized], settled, refreshed=True)
 
     async def _send(
         self, request: HttpRequest, deliveries: Sequence[Delivery], settled: _Settled

@@ -95,12 +95,39 @@ class BuildResult:
 @dataclass(frozen=True, slots=True)
 class BuildContext:
     now: datetime
-    # Operator override of the vendor's base URL (tests point it at a local stand-in).
+    # Operator overrides of vendor base URLs, from EVENTRELAY_VENDOR_BASE_URLS (tests point them
+    # at local stand-ins): `base_url` for the vendor's API, `urls` for any other endpoint the
+    # vendor module names (e.g. "oauth").
     base_url: str | None = None
     # Token obtained by the delivery layer for OAuth destinations.
     access_token: str | None = None
     # True for the admin "test" call: use the vendor's validation/test mode.
     test_mode: bool = False
+    urls: Mapping[str, str] = field(default_factory=dict)
+
+    def url(self, default: str, name: str | None = None) -> str:
+        """`default` with its scheme and host replaced by the operator's override, if any."""
+        override = self.urls.get(name) if name else self.base_url
+        if not override:
+            return default
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(default)
+        return override.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def build_context(type_: str, overrides: Mapping[str, str], **kwargs: Any) -> BuildContext:
+    """A BuildContext for `type_` with the operator's endpoint overrides
+    ({"<type>": base URL, "<type>.<name>": another endpoint}) picked out of the full map."""
+    from datetime import UTC
+
+    prefix = f"{type_}."
+    return BuildContext(
+        now=kwargs.pop("now", None) or datetime.now(UTC),
+        base_url=overrides.get(type_),
+        urls={k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)},
+        **kwargs,
+    )
 
 
 class Destination:
@@ -144,3 +171,26 @@ class Destination:
         from eventrelay.destinations.classify import classify_status
 
         return [classify_status(response)]
+
+    # --- OAuth (vendors whose settings hold a refresh token) ---------------------------------
+
+    def token_request(self, settings: VendorSettings, ctx: BuildContext) -> HttpRequest | None:
+        """The request exchanging stored credentials for an access token, or None when the
+        vendor takes the stored token directly. The delivery layer sends it, caches the token
+        until it expires and refreshes once when the vendor answers 401."""
+        return None
+
+    def parse_token(self, response: HttpResponse) -> tuple[str, float]:
+        """(access token, lifetime in seconds) from the token endpoint's answer."""
+        raise NotImplementedError
+
+    # --- admin "test" --------------------------------------------------------------------------
+
+    def test_build(self, settings: VendorSettings, ctx: BuildContext) -> BuildResult:
+        """The cheapest real call proving the credentials and ids work (the vendor's validation
+        endpoint or test-event mode). Default: one test event built in test mode."""
+        from eventrelay.destinations.common.segment import TEST_EVENT
+        from eventrelay.timeutil import iso_millis
+
+        event = {**TEST_EVENT, "timestamp": iso_millis(ctx.now), "receivedAt": iso_millis(ctx.now)}
+        return self.build([EventRecord.from_event(event)], settings, ctx)

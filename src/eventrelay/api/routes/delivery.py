@@ -7,10 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from eventrelay.api.deps import Principal, Viewer, runtime_of
+from eventrelay.api.deps import Editor, Principal, Viewer, runtime_of
 from eventrelay.api.paging import Cursor, Limit, page_or_422
 from eventrelay.api.schemas import ERROR_RESPONSES, DeliveryFailure, DeliveryMetrics, Page
 from eventrelay.control.delivery_report import metrics_report, present_failure
+from eventrelay.control.vendor_calls import PreviewBody, preview, send_test
 from eventrelay.errors import not_found
 from eventrelay.store import integrations as integration_store
 from eventrelay.store.tables import delivery_failures
@@ -71,3 +72,23 @@ async def list_failures(
         "next_cursor": next_cursor,
         "has_more": next_cursor is not None,
     }
+
+
+@router.post(
+    "/{integration_id}/preview",
+    summary="The exact request(s) eventrelay would send for an event (nothing is sent)",
+)
+async def preview_integration(
+    request: Request, integration_id: str, body: PreviewBody, who: Principal = Viewer
+) -> dict[str, Any]:
+    return await preview(runtime_of(request), who.org_id, integration_id, body)
+
+
+@router.post(
+    "/{integration_id}/test",
+    summary="Send one test event the cheapest way the vendor offers; returns its answer",
+)
+async def test_integration(
+    request: Request, integration_id: str, who: Principal = Editor
+) -> dict[str, Any]:
+    return await send_test(runtime_of(request), who.org_id, integration_id)

@@ -1,0 +1,220 @@
+"""Admin "preview" (the exact requests eventrelay would send, nothing sent) and "test" (one
+test event sent the cheapest way the vendor offers, the vendor's answer returned)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventrelay.control.integrations import destination_for, settings_of
+from eventrelay.core.consent import allows, granted_categories
+from eventrelay.core.events import InvalidEvent, Received, normalize
+from eventrelay.delivery.sender import HttpSender, TransportError
+from eventrelay.delivery.tokens import TokenCache, TokenError
+from eventrelay.destinations.base import (
+    BuildContext,
+    BuildResult,
+    Destination,
+    EventRecord,
+    HttpRequest,
+    HttpResponse,
+    VendorSettings,
+    build_context,
+)
+from eventrelay.errors import ApiError, not_found, validation_error
+from eventrelay.logs import redact
+from eventrelay.runtime import Runtime
+from eventrelay.store import integrations as store
+from eventrelay.store.tables import sources as sources_table
+
+MAX_PREVIEW_BODY = 64 * 1024
+
+
+class PreviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    event: dict[str, Any] | None = Field(default=None, description="One Segment-spec event.")
+    batch: Annotated[list[dict[str, Any]], Field(max_length=100)] | None = Field(
+        default=None, description="Or several (at most 100)."
+    )
+
+
+def context_for(rt: Runtime, type_: str, **kwargs: Any) -> BuildContext:
+    return build_context(type_, rt.settings.vendor_base_urls, **kwargs)
+
+
+def _masked_body(body: bytes | None, secrets: Sequence[str]) -> Any:
+    if body is None:
+        return None
+    text = redact(body[:MAX_PREVIEW_BODY].decode("utf-8", errors="replace"), secrets)
+    with contextlib.suppress(orjson.JSONDecodeError):
+        return orjson.loads(text)
+    return text
+
+
+def present_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, Any]:
+    return {
+        "method": request.method,
+        "url": redact(request.url, secrets),
+        "headers": {k: redact(v, secrets) for k, v in request.headers.items()},
+        "body": _masked_body(request.body, secrets),
+        "event_indices": list(request.event_indices),
+    }
+
+
+def present_response(response: HttpResponse, secrets: Sequence[str]) -> dict[str, Any]:
+    return {"status": response.status, "body": _masked_body(response.body, secrets)}
+
+
+async def _load(
+    rt: Runtime, org_id: str, integration_id: str
+) -> tuple[Mapping[str, Any], Destination, VendorSettings, tuple[str, ...], str]:
+    async with rt.db.read() as conn:
+        row = await store.get(conn, org_id, integration_id)
+        if row is None:
+            raise not_found("integration")
+        source = (
+            await conn.execute(sources_table.select().where(sources_table.c.id == row["source_id"]))
+        ).first()
+    destination = destination_for(row["type"])
+    if not destination.delivers:
+        raise ApiError(
+            409, "not_available", f"delivery to {destination.title} is not available yet"
+        )
+    settings = settings_of(rt, row)
+    secrets = tuple(rt.vault.decrypt_json(row["secrets"]).values())
+    return row, destination, settings, secrets, source.consent_default if source else "deny"
+
+
+async def preview(
+    rt: Runtime, org_id: str, integration_id: str, body: PreviewBody
+) -> dict[str, Any]:
+    row, destination, settings, secrets, consent_default = await _load(rt, org_id, integration_id)
+    raw_events = body.batch if body.batch is not None else ([body.event] if body.event else [])
+    if not raw_events:
+        raise validation_error([{"field": "event", "message": "give an event or a batch"}])
+    received = Received.at(datetime.now(UTC))
+    records: list[EventRecord] = []
+    positions: list[int] = []
+    filtered: list[dict[str, Any]] = []
+    errors: list[dict[str, str]] = []
+    for index, raw in enumerate(raw_events):
+        where = f"batch.{index}" if body.batch is not None else "event"
+        try:
+            event = normalize(dict(raw), received)
+        except InvalidEvent as exc:
+            errors.append(
+                {"field": f"{where}.{exc.error.field}".rstrip("."), "message": exc.error.message}
+            )
+            continue
+        if not allows(row["consent_categories"], granted_categories(event), consent_default):
+            filtered.append({"index": index, "reason": "consent"})
+            continue
+        records.append(EventRecord.from_event(event))
+        positions.append(index)
+    if errors:
+        raise validation_error(errors)
+    # An OAuth vendor's access token is obtained at delivery time; the preview shows a mask.
+    token = "***" if destination.token_request(settings, context_for(rt, row["type"])) else None
+    built = _build(destination, records, settings, context_for(rt, row["type"], access_token=token))
+    return {
+        "sent": False,
+        "requests": [_renumbered(present_request(r, secrets), positions) for r in built.requests],
+        "skipped": [
+            {"index": positions[i], "reason": reason} for i, reason in sorted(built.skipped.items())
+        ],
+        "filtered": filtered,
+    }
+
+
+def _renumbered(request: dict[str, Any], positions: list[int]) -> dict[str, Any]:
+    request["event_indices"] = [positions[i] for i in request["event_indices"]]
+    return request
+
+
+def _build(
+    destination: Destination,
+    records: Sequence[EventRecord],
+    settings: VendorSettings,
+    ctx: BuildContext,
+    test: bool = False,
+) -> BuildResult:
+    try:
+        if test:
+            return destination.test_build(settings, ctx)
+        return destination.build(records, settings, ctx)
+    except Exception as exc:
+        raise ApiError(
+            422, "cannot_build", f"the request could not be built: {type(exc).__name__}"
+        ) from None
+
+
+async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, Any]:
+    row, destination, settings, secrets, _ = await _load(rt, org_id, integration_id)
+    sender = rt.sender
+    own_sender = sender is None
+    if sender is None:  # API-only process: no delivery sender running here
+        sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
+        await sender.start()
+    try:
+        ctx = context_for(rt, row["type"], test_mode=True)
+        tokens = TokenCache(destination, settings, sender)
+        if tokens.needed(ctx):
+            try:
+                ctx = context_for(
+                    rt, row["type"], test_mode=True, access_token=await tokens.get(ctx)
+                )
+            except TokenError as exc:
+                return {
+                    "ok": False,
+                    "results": [
+                        {
+                            "request": None,
+                            "response": None,
+                            "outcome": {
+                                "kind": "auth",
+                                "reason": "oauth_token",
+                                "message": redact(exc.message, secrets),
+                            },
+                        }
+                    ],
+                }
+        built = _build(destination, [], settings, ctx, test=True)
+        results: list[dict[str, Any]] = []
+        for request in built.requests:
+            try:
+                response = await sender.send(request)
+            except TransportError as exc:
+                results.append(
+                    {
+                        "request": present_request(request, secrets),
+                        "response": None,
+                        "outcome": {
+                            "kind": "retry",
+                            "reason": exc.reason,
+                            "message": redact(exc.message, secrets),
+                        },
+                    }
+                )
+                continue
+            outcome = destination.classify(request, response)[0]
+            results.append(
+                {
+                    "request": present_request(request, secrets),
+                    "response": present_response(response, secrets),
+                    "outcome": {
+                        "kind": outcome.kind.value,
+                        "reason": outcome.reason,
+                        "message": redact(outcome.message or "", secrets) or None,
+                    },
+                }
+            )
+    finally:
+        if own_sender:
+            await sender.close()
+    ok = bool(results) and all(r["outcome"]["kind"] == "success" for r in results)
+    return {"ok": ok, "results": results}
