@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import orjson
 
@@ -49,7 +50,12 @@ def setup(level: str = "INFO") -> None:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value (and obvious token query parameters) in vendor text."""
-    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
-        text = text.replace(secret, "***")
+    """Replace every secret value in vendor text, also in its URL-encoded form (tokens travel in
+    query strings)."""
+    forms: set[str] = set()
+    for secret in secrets:
+        if len(secret) >= 4:
+            forms.update((secret, quote(secret, safe=""), quote_plus(secret, safe="")))
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text

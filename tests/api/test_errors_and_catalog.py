@@ -69,9 +69,39 @@ async def test_catalog_lists_all_types_with_schemas(api: Api) -> None:
     assert "x-secret" not in schema["properties"]["measurement_id"]
     assert entries["webhook"]["secret_fields"] == ["headers.*", "signing_secret"]
     assert entries["google_ads"]["secret_fields"] == [
+        "developer_token",
         "oauth_credentials.client_secret",
         "oauth_credentials.refresh_token",
     ]
+    assert entries["linkedin"]["secret_fields"] == [
+        "access_token",
+        "client_secret",
+        "refresh_token",
+    ]
+    for type_ in (
+        "ga4",
+        "meta_capi",
+        "google_ads",
+        "tiktok",
+        "pinterest",
+        "snapchat",
+        "linkedin",
+        "the_trade_desk",
+        "webhook",
+    ):
+        assert entries[type_]["delivery"] == "available", type_
+    # New optional fields are listed by the same schema that validates them.
+    for type_ in (
+        "ga4",
+        "meta_capi",
+        "tiktok",
+        "pinterest",
+        "snapchat",
+        "the_trade_desk",
+        "google_ads",
+    ):
+        assert "event_mapping" in entries[type_]["config_schema"]["properties"], type_
+    assert "region" in entries["ga4"]["config_schema"]["properties"]
     assert entries["meta_capi"]["default_consent_categories"] == ["advertising"]
     assert entries["s3"]["default_consent_categories"] == []
     one = await api.get("/v1/admin/catalog/meta_capi")

@@ -157,7 +157,7 @@ async def test_client_errors_are_discarded_with_reason(pipe: Pipeline, sink: Sin
     assert failure["outcome"] == "drop"
     assert failure["reason"] == "http_400"
     assert failure["response"]["body"] == '{"error":"bad field"}'
-    assert failure["request"]["headers"]["Authorization"] == "***"
+    assert failure["request"]["headers"]["Authorization"] == "Bearer ***"
     assert "top-secret-1" not in r.text
     integration_now = await pipe.integration(integration["id"])
     assert "bad field" in integration_now["last_error_message"]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from eventrelay.control.integrations import destination_for, settings_of
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.core.events import InvalidEvent, Received, normalize
+from eventrelay.delivery.failures import mask_header
 from eventrelay.delivery.sender import HttpSender, TransportError
 from eventrelay.delivery.tokens import TokenCache, TokenError
 from eventrelay.destinations.base import (
@@ -60,7 +61,7 @@ def present_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, A
     return {
         "method": request.method,
         "url": redact(request.url, secrets),
-        "headers": {k: redact(v, secrets) for k, v in request.headers.items()},
+        "headers": {k: mask_header(k, v, secrets) for k, v in request.headers.items()},
         "body": _masked_body(request.body, secrets),
         "event_indices": list(request.event_indices),
     }
@@ -165,9 +166,9 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
         tokens = TokenCache(destination, settings, sender)
         if tokens.needed(ctx):
             try:
-                ctx = context_for(
-                    rt, row["type"], test_mode=True, access_token=await tokens.get(ctx)
-                )
+                token = await tokens.get(ctx)
+                secrets = (*secrets, token)  # never shown back, wherever it appears
+                ctx = context_for(rt, row["type"], test_mode=True, access_token=token)
             except TokenError as exc:
                 return {
                     "ok": False,
@@ -217,4 +218,5 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
         if own_sender:
             await sender.close()
     ok = bool(results) and all(r["outcome"]["kind"] == "success" for r in results)
-    return {"ok": ok, "results": results}
+    skipped = [{"index": i, "reason": reason} for i, reason in sorted(built.skipped.items())]
+    return {"ok": ok, "results": results, "skipped": skipped}

@@ -29,7 +29,10 @@ MAX_BODY = 4096
 PER_INTEGRATION_PER_FLUSH = 5
 KEEP_PER_INTEGRATION = 1000
 KEEP_FOR = timedelta(days=7)
-_SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# Header values never shown, whatever they hold (credentials of any vendor's scheme).
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "access-token", "x-api-key"}
+)
 
 
 def _text(body: bytes | None, secrets: Sequence[str]) -> str | None:
@@ -41,11 +44,16 @@ def _text(body: bytes | None, secrets: Sequence[str]) -> str | None:
     return redact(text, secrets)
 
 
+def mask_header(name: str, value: str, secrets: Sequence[str]) -> str:
+    """A credential header keeps only its scheme ("Bearer ***"); others are redacted by value."""
+    if name.lower() in SENSITIVE_HEADERS:
+        scheme, _, rest = value.partition(" ")
+        return f"{scheme} ***" if rest and scheme.isalpha() and len(scheme) < 16 else "***"
+    return redact(value, secrets)
+
+
 def _headers(headers: Mapping[str, str], secrets: Sequence[str]) -> dict[str, str]:
-    return {
-        k: "***" if k.lower() in _SENSITIVE_HEADERS else redact(v, secrets)
-        for k, v in headers.items()
-    }
+    return {k: mask_header(k, v, secrets) for k, v in headers.items()}
 
 
 def describe_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, Any]:

@@ -1,13 +1,54 @@
-"""Google Ads, click conversion upload with enhanced conversions."""
+"""Google Ads, click conversion upload with enhanced conversions.
+
+Facts: ../shared/reference/vendors-ads.md section 3. POST
+https://googleads.googleapis.com/{version}/customers/{id}:uploadClickConversions with up to
+2,000 conversions and `partialFailure: true`: the answer is 200 even when rows fail, and each
+failed row is named by index in `partialFailureError`. Auth is an OAuth access token from the
+stored refresh token (the delivery layer caches it and refreshes once on 401).
+
+Each upload targets a conversion action instead of an event name: Order Completed goes to the
+configured `conversion_action_id`, `event_mapping` sends other events to other actions, and
+everything else is skipped as "unmapped".
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from datetime import UTC
+from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from pydantic import Field
+import orjson
+from pydantic import Field, field_validator
 
-from eventrelay.destinations.base import Destination, VendorSettings
-from eventrelay.destinations.fields import NonEmpty, Secret
+from eventrelay.destinations.base import (
+    BuildContext,
+    BuildResult,
+    Destination,
+    EventRecord,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+    VendorSettings,
+)
+from eventrelay.destinations.classify import body_text, classify_status, retry_after_seconds
+from eventrelay.destinations.common import pii
+from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.fields import EventMapping, NonEmpty, Secret
+
+BASE_URL = "https://googleads.googleapis.com"
+TOKEN_URL = "https://oauth2.googleapis.com/token"
+MAX_CONVERSIONS = 2000
+DEFAULT_TOKEN_LIFETIME = 3600.0  # Google access tokens live about an hour
+# The action a Segment event goes to by default: the configured conversion_action_id.
+DEFAULT_ACTION = "default"
+DEFAULT_EVENTS = {"Order Completed": DEFAULT_ACTION}
+# Error categories of GoogleAdsFailure.errors[].errorCode.
+AUTH_CATEGORIES = frozenset({"authenticationError", "authorizationError"})
+TRANSIENT_CODES = frozenset({"TRANSIENT_ERROR", "RESOURCE_EXHAUSTED"})
+# "TOO_RECENT_* may succeed later" (reference 3.6): retried, at the retry policy's longest wait.
+TOO_RECENT_RETRY_SECONDS = 600.0
 
 CustomerId = Annotated[
     str,
@@ -28,6 +69,68 @@ class GoogleAdsSettings(VendorSettings):
     login_customer_id: Annotated[
         CustomerId | None, Field(description="Manager (MCC) account id, when used.")
     ] = None
+    api_version: Annotated[
+        str, Field(pattern=r"^v\d{2,3}$", description="Google Ads API version, e.g. v26.")
+    ] = "v26"
+    developer_token: Annotated[
+        Secret | None,
+        Field(
+            description="Optional: developer tokens were sunset on 2026-09-09 and the API "
+            "ignores the header; set only if your API version still wants it."
+        ),
+    ] = None
+    event_mapping: Annotated[
+        EventMapping,
+        Field(
+            description="Segment event name (or 'page') -> conversion action id (digits). "
+            "Order Completed goes to conversion_action_id unless mapped here; other events "
+            "are not uploaded."
+        ),
+    ] = {}
+    send_ip_address: Annotated[
+        bool,
+        Field(description="Send context.ip as userIpAddress (it has regional restrictions)."),
+    ] = True
+
+    @field_validator("event_mapping")
+    @classmethod
+    def _action_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for action in value.values():
+            if not action.isascii() or not action.isdigit() or len(action) > 20:
+                raise ValueError(f"{action!r} is not a conversion action id (digits)")
+        return value
+
+
+def _digits(customer_id: str) -> str:
+    return customer_id.replace("-", "")
+
+
+def conversion_time(event: Mapping[str, Any], ctx: BuildContext) -> str:
+    """ "yyyy-mm-dd hh:mm:ss+00:00" (reference 3.2: the time zone is required)."""
+    when = (seg.timestamp(event) or ctx.now).astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S+00:00")
+
+
+def user_identifiers(event: Mapping[str, Any]) -> list[dict[str, str]]:
+    """hashedEmail and hashedPhoneNumber, one per UserIdentifier: the only identifiers a click
+    conversion upload takes (reference 3.2), normalised by Google's rules (3.4)."""
+    out = []
+    email = pii.hash_value(seg.user_field(event, "email"), pii.email_google)
+    if email:
+        out.append({"hashedEmail": email})
+    phone = pii.hash_value(seg.user_field(event, "phone"), pii.phone_e164)
+    if phone:
+        out.append({"hashedPhoneNumber": phone})
+    return out
+
+
+def click_id(event: Mapping[str, Any]) -> dict[str, str]:
+    """Exactly one of gclid, gbraid, wbraid (both braids set is an error), kept as received."""
+    for name in ("gclid", "gbraid", "wbraid"):
+        found = seg.click_id(event, name)
+        if found:
+            return {name: found}
+    return {}
 
 
 class GoogleAds(Destination):
@@ -37,10 +140,277 @@ class GoogleAds(Destination):
     api = "Enhanced Conversions"
     category = "advertising"
     docs_url = "https://developers.google.com/google-ads/api/docs/conversions/upload-clicks"
-    api_version = "v22"
+    api_version = "v26"
     Settings = GoogleAdsSettings
     default_consent = ("advertising",)
-    max_batch = 2000
+    max_batch = MAX_CONVERSIONS
+    delivers = True
+
+    # --- OAuth ---------------------------------------------------------------------------------
+
+    def token_request(self, settings: VendorSettings, ctx: BuildContext) -> HttpRequest | None:
+        assert isinstance(settings, GoogleAdsSettings)
+        credentials = settings.oauth_credentials
+        form = urlencode(
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": credentials.refresh_token.get_secret_value(),
+                "client_id": credentials.client_id,
+                "client_secret": credentials.client_secret.get_secret_value(),
+            }
+        )
+        return HttpRequest(
+            "POST",
+            ctx.url(TOKEN_URL, "oauth"),
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            form.encode(),
+            (),
+        )
+
+    def parse_token(self, response: HttpResponse) -> tuple[str, float]:
+        data = orjson.loads(response.body)
+        token = data["access_token"]
+        if not isinstance(token, str) or not token:
+            raise ValueError("no access_token")
+        return token, float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+
+    # --- build ---------------------------------------------------------------------------------
+
+    def url(self, settings: GoogleAdsSettings, ctx: BuildContext) -> str:
+        customer = _digits(settings.customer_id)
+        return ctx.url(
+            f"{BASE_URL}/{settings.api_version}/customers/{customer}:uploadClickConversions"
+        )
+
+    def headers(self, settings: GoogleAdsSettings, ctx: BuildContext) -> dict[str, str]:
+        headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {ctx.access_token or ''}",
+        }
+        if settings.login_customer_id:
+            headers["login-customer-id"] = _digits(settings.login_customer_id)
+        if settings.developer_token:
+            headers["developer-token"] = settings.developer_token.get_secret_value()
+        return headers
+
+    def conversion(
+        self, record: EventRecord, action_id: str, settings: GoogleAdsSettings, ctx: BuildContext
+    ) -> dict[str, Any] | None:
+        event = record.data
+        identifiers = user_identifiers(event)
+        click = click_id(event)
+        if not click and not identifiers:
+            return None  # nothing Google could attribute the conversion to
+        customer = _digits(settings.customer_id)
+        item: dict[str, Any] = {
+            "conversionAction": f"customers/{customer}/conversionActions/{action_id}",
+            "conversionDateTime": conversion_time(event, ctx),
+            **click,
+            # The dedup key: the order id, else the event's messageId, both stable across
+            # retries (and neither holds PII, which orderId must not).
+            "orderId": seg.order_id(event) or record.message_id,
+        }
+        value = seg.value(event)
+        if value is not None:
+            item["conversionValue"] = value
+        currency = seg.currency(event)
+        if currency:
+            item["currencyCode"] = currency
+        if identifiers:
+            item["userIdentifiers"] = identifiers
+        ip = seg.ip(event)
+        if ip and settings.send_ip_address:
+            item["userIpAddress"] = ip
+        consent = seg.google_consent(event)
+        if consent:
+            # Only adUserData: adPersonalization is refused outside customer-match uploads (3.7).
+            item["consent"] = {"adUserData": consent["ad_user_data"]}
+        return item
+
+    def build(
+        self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
+    ) -> BuildResult:
+        assert isinstance(settings, GoogleAdsSettings)
+        result = BuildResult()
+        conversions: list[tuple[int, dict[str, Any]]] = []
+        for index, record in enumerate(events):
+            event = record.data
+            if event.get("type") not in ("track", "page"):
+                result.skipped[index] = "unsupported_type"
+                continue
+            action = seg.map_event(
+                event, DEFAULT_EVENTS, settings.event_mapping, custom_events=False
+            )
+            if not action:
+                result.skipped[index] = "unmapped"
+                continue
+            if action == DEFAULT_ACTION:
+                action = settings.conversion_action_id
+            item = self.conversion(record, action, settings, ctx)
+            if item is None:
+                result.skipped[index] = "missing_identifier"
+                continue
+            conversions.append((index, item))
+
+        url, headers = self.url(settings, ctx), self.headers(settings, ctx)
+        for start in range(0, len(conversions), MAX_CONVERSIONS):
+            chunk = conversions[start : start + MAX_CONVERSIONS]
+            body = {
+                "conversions": [item for _, item in chunk],
+                "partialFailure": True,  # required (PARTIAL_FAILURE_MODE_REQUIRED otherwise)
+                "validateOnly": ctx.test_mode,  # the admin test call: validated, not executed
+            }
+            result.requests.append(
+                HttpRequest(
+                    "POST", url, headers, orjson.dumps(body), tuple(index for index, _ in chunk)
+                )
+            )
+        return result
+
+    # --- classify ------------------------------------------------------------------------------
+
+    def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
+        count = len(request.event_indices)
+        try:
+            data = orjson.loads(response.body) if response.body else {}
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            return [classify_status(response)]
+        if 200 <= response.status < 300:
+            return self._partial(data, count)
+        error = data.get("error")
+        if not isinstance(error, dict):
+            return [classify_status(response)]
+        return self._rpc_error(response, error, count)
+
+    def _partial(self, data: dict[str, Any], count: int) -> list[Outcome]:
+        """200: every row succeeded except those `partialFailureError` names by index."""
+        failure = data.get("partialFailureError")
+        if not isinstance(failure, dict) or not failure:
+            return [Outcome(OutcomeKind.SUCCESS)] * max(count, 1)
+        per_row: dict[int, list[Outcome]] = {}
+        unplaced: list[Outcome] = []
+        for error in _errors(failure):
+            outcome = _row_outcome(error)
+            row = _row_index(error)
+            if row is not None and 0 <= row < count:
+                per_row.setdefault(row, []).append(outcome)
+            else:
+                unplaced.append(outcome)
+        results = data.get("results")
+        outcomes = []
+        for row in range(max(count, 1)):
+            if row in per_row:
+                outcomes.append(_worst(per_row[row]))
+            elif unplaced and _row_failed(results, row):
+                # An error without an index: it belongs to the rows whose result is empty.
+                outcomes.append(_worst(unplaced))
+            else:
+                outcomes.append(Outcome(OutcomeKind.SUCCESS))
+        return outcomes
+
+    def _rpc_error(
+        self, response: HttpResponse, error: dict[str, Any], count: int
+    ) -> list[Outcome]:
+        """Non-200: a google.rpc.Status for the whole request (nothing was executed)."""
+        status = response.status
+        errors = _errors(error)
+        message = str(error.get("message") or "") or body_text(response)
+        if errors and errors[0].get("message"):
+            message = f"{message} {errors[0]['message']}".strip()
+        codes = [_code(e) for e in errors]
+        reason = codes[0][1] if codes else str(error.get("status") or f"http_{status}")
+        if status in (401, 403) or any(category in AUTH_CATEGORIES for category, _ in codes):
+            # 401: the worker refreshes the token once; 403 PERMISSION_DENIED: the account or
+            # OAuth client lacks access, nothing in the batch can succeed until it is fixed.
+            return [Outcome(OutcomeKind.AUTH, reason, message)]
+        if status in (409, 429) or (status >= 500 and status != 501):
+            # RESOURCE_EXHAUSTED, INTERNAL, UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED.
+            return [
+                Outcome(OutcomeKind.RETRY, reason, message, retry_after_seconds(response.headers))
+            ]
+        if any(code in TRANSIENT_CODES for _, code in codes):
+            return [Outcome(OutcomeKind.RETRY, reason, message)]
+        if status == 404:
+            # NOT_FOUND: the customer (or API version) does not exist; every event would fail
+            # the same way, so the integration stops with its events kept.
+            return [Outcome(OutcomeKind.DISABLE, reason, message)]
+        if "TOO_MANY_CONVERSIONS_IN_REQUEST" in {code for _, code in codes} and count > 1:
+            return [Outcome(OutcomeKind.SPLIT, reason, message)]
+        # INVALID_ARGUMENT naming rows: those are dropped, the rest was not executed and is
+        # sent again without them.
+        bad: dict[int, Outcome] = {}
+        for item in errors:
+            row = _row_index(item)
+            if row is not None and 0 <= row < count:
+                bad.setdefault(row, Outcome(OutcomeKind.DROP, _code(item)[1], message))
+        if bad and count > 1:
+            retry = Outcome(OutcomeKind.RETRY, "batch_rejected", message)
+            return [bad.get(row, retry) for row in range(count)]
+        return [Outcome(OutcomeKind.DROP, reason, message)]
+
+
+# --- GoogleAdsFailure parsing -----------------------------------------------------------------
+
+
+def _errors(status: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """GoogleAdsFailure errors inside a google.rpc.Status's details."""
+    out: list[dict[str, Any]] = []
+    details = status.get("details")
+    for detail in details if isinstance(details, list) else []:
+        if isinstance(detail, dict) and isinstance(detail.get("errors"), list):
+            out.extend(e for e in detail["errors"] if isinstance(e, dict))
+    return out
+
+
+def _code(error: Mapping[str, Any]) -> tuple[str, str]:
+    """(category, code) of an error, e.g. ("conversionUploadError", "INVALID_GCLID")."""
+    code = error.get("errorCode")
+    if isinstance(code, dict):
+        for category, value in code.items():
+            return str(category), str(value)
+    return "", "unknown_error"
+
+
+def _row_index(error: Mapping[str, Any]) -> int | None:
+    """The conversion an error is about: location.fieldPathElements[{fieldName: conversions,
+    index}]."""
+    location = error.get("location")
+    elements = location.get("fieldPathElements") if isinstance(location, dict) else None
+    for element in elements if isinstance(elements, list) else []:
+        if isinstance(element, dict) and element.get("fieldName") == "conversions":
+            index = element.get("index")
+            return index if isinstance(index, int) and not isinstance(index, bool) else None
+    return None
+
+
+def _row_outcome(error: Mapping[str, Any]) -> Outcome:
+    category, code = _code(error)
+    message = str(error.get("message") or code)
+    if code in TRANSIENT_CODES:
+        return Outcome(OutcomeKind.RETRY, code, message)
+    if code.startswith("TOO_RECENT_"):
+        return Outcome(OutcomeKind.RETRY, code, message, TOO_RECENT_RETRY_SECONDS)
+    if category in AUTH_CATEGORIES:
+        return Outcome(OutcomeKind.AUTH, code, message)
+    return Outcome(OutcomeKind.DROP, code, message)
+
+
+def _worst(outcomes: list[Outcome]) -> Outcome:
+    """A row with several errors: a permanent one wins (retrying cannot fix the row)."""
+    for kind in (OutcomeKind.DROP, OutcomeKind.AUTH, OutcomeKind.RETRY):
+        for outcome in outcomes:
+            if outcome.kind is kind:
+                return outcome
+    return outcomes[0]
+
+
+def _row_failed(results: Any, row: int) -> bool:
+    """results[] is aligned with the request; a failed row's entry is empty."""
+    if not isinstance(results, list) or row >= len(results):
+        return True
+    return not results[row]
 
 
 destination = GoogleAds()

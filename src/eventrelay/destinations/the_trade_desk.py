@@ -1,21 +1,189 @@
-"""The Trade Desk Real-Time Conversions."""
+"""The Trade Desk Real-Time Conversions.
+
+Facts: ../shared/reference/vendors-ads.md section 8 (TTD's own server-side GTM tag; the API
+documentation itself is partner-gated). POST https://insight.adsrvr.org/track/realtimeconversion
+with {"data": [...]}. Identity is raw ids (TDID, UID2, device ids), never hashed PII; the call is
+scoped by the tracker and advertiser ids in the body. Outcomes rest on the HTTP status alone.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Annotated, Any
 
+import orjson
 from pydantic import Field
 
-from eventrelay.destinations.base import Destination, VendorSettings
-from eventrelay.destinations.fields import Secret
+from eventrelay.destinations.base import (
+    BuildContext,
+    BuildResult,
+    Destination,
+    EventRecord,
+    HttpRequest,
+    HttpResponse,
+    Outcome,
+    OutcomeKind,
+    VendorSettings,
+)
+from eventrelay.destinations.classify import body_text, classify_status
+from eventrelay.destinations.common import pii
+from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.paths import get, text
+from eventrelay.destinations.fields import EventMapping, Secret
+
+URL = "https://insight.adsrvr.org/track/realtimeconversion"
 
 TtdId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+# Event names are defined per advertiser's tracker with TTD; these are the e-commerce names
+# Rudder uses [impl] (reference 8.2). Products Searched and Signed Up have no TTD default and
+# go out under their own name (tracker-defined custom events) unless mapped.
+DEFAULT_EVENTS = {
+    "Order Completed": "purchase",
+    "Product Added": "addtocart",
+    "Checkout Started": "startcheckout",
+    "Product Viewed": "viewitem",
+    "Cart Viewed": "viewcart",
+    "Product Added to Wishlist": "wishlistitem",
+}
+PURCHASE = "purchase"
+ADID_TYPES = ("TDID", "IDFA", "AAID", "DAID", "NAID", "IDL", "EUID", "UID2")
+# Where an event carries each kind of id (properties, traits, context.traits), by adid_type.
+NAMED_IDS = (
+    ("TDID", ("tdid",)),
+    ("UID2", ("uid2",)),
+    ("EUID", ("euid",)),
+    ("IDL", ("ramp_id", "rampId", "idl")),
+)
+SUPPORTED_TYPES = ("track", "page", "screen")
+CUSTOM_DIMENSIONS = tuple(f"td{i}" for i in range(1, 11))
 
 
 class TheTradeDeskSettings(VendorSettings):
     advertiser_id: TtdId
     tracking_tag_id: TtdId
+    # Kept (it is part of the admin API contract) but not sent: the real-time endpoint takes no
+    # auth header in TTD's own tag or Rudder (reference 8.1); TTD-Auth belongs to the Data API /
+    # offline conversions (reference 8.7), a different product.
     auth_token: Annotated[Secret, Field(description="TTD-Auth token.")]
+    universal_pixel_id: Annotated[
+        TtdId | None,
+        Field(
+            description="Universal pixel id: page views are sent in URL-mapping mode "
+            "(adv + upixel_id + referrer_url). Without it they are skipped unless mapped."
+        ),
+    ] = None
+    event_mapping: EventMapping = {}
+    custom_events: Annotated[
+        bool,
+        Field(
+            description="Send track events with no mapping under their own name "
+            "(tracker-defined events); otherwise they are skipped as unmapped."
+        ),
+    ] = True
+
+
+def amount(number: float) -> str:
+    """A decimal string with a period and no float noise: 59.98 -> "59.98", 2.0 -> "2"."""
+    text_ = format(Decimal(repr(number)).normalize(), "f")
+    return "0" if text_ in ("-0", "") else text_
+
+
+def adid(event: dict[str, Any]) -> tuple[str, str] | None:
+    """(id, adid_type), sent raw. In order: an explicit `adid` + `adid_type` (properties, traits
+    or context.traits); a TDID / UID2 / EUID / RampID under its own name; the device's
+    advertising id (IDFA on iOS, AAID on Android) unless ad tracking is disabled."""
+    explicit = seg.user_field(event, "adid")
+    kind = (seg.user_field(event, "adid_type") or "").upper()
+    if explicit and kind in ADID_TYPES:
+        return explicit, kind
+    for type_, names in NAMED_IDS:
+        found = seg.user_field(event, *names)
+        if found:
+            return found, type_
+    device_id = text(event, "context.device.advertisingId")
+    if device_id and get(event, "context.device.adTrackingEnabled") is not False:
+        os_name = (text(event, "context.device.type", "context.os.name") or "").lower()
+        if os_name in ("ios", "ipados"):
+            return device_id, "IDFA"
+        if os_name == "android":
+            return device_id, "AAID"
+    return None
+
+
+def identity(event: dict[str, Any]) -> dict[str, Any]:
+    found = adid(event)
+    data: dict[str, Any] = {
+        "adid": found[0] if found else None,
+        "adid_type": found[1] if found else None,
+        "client_ip": seg.ip(event),
+        # The page the conversion happened on (TTD's field name for it).
+        "referrer_url": seg.page_url(event),
+    }
+    return {k: v for k, v in data.items() if v}
+
+
+def privacy(event: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    # The IAB TCF v2 string is read from context.consent.tcfString (Segment's consent object has
+    # no standard field for it); context.consent.gdprApplies=false marks GDPR as not applicable.
+    tcf = text(event, "context.consent.tcfString")
+    if tcf:
+        applies = get(event, "context.consent.gdprApplies") is not False
+        data["privacy_settings"] = [
+            {"privacy_type": "GDPR", "is_applicable": 1 if applies else 0, "consent_string": tcf}
+        ]
+    if seg.limited_data_use(event):
+        # Shape from Rudder (one policy, LDU only) [impl].
+        option: dict[str, Any] = {"policies": ["LDU"]}
+        region = _us_region(event)
+        if region:
+            option["region"] = region
+        data["data_processing_option"] = option
+    return data
+
+
+def _us_region(event: dict[str, Any]) -> str | None:
+    """ "us-<state>" from the user's 2-letter state when the country is the US or unknown.
+    Rudder only accepts regions starting with "us"; the exact code format is [unverified]."""
+    country = seg.address_field(event, "country")
+    if country and pii.country_code(country) != "us":
+        return None
+    state = pii.alnum_lower(seg.address_field(event, "state") or "")
+    return f"us-{state}" if state and len(state) == 2 and state.isalpha() else None
+
+
+def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
+    value = seg.value(event)
+    data: dict[str, Any] = {
+        "value": amount(value) if value is not None else None,  # a string, per TTD's tag
+        "currency": seg.currency(event),
+    }
+    if name.lower() == PURCHASE or event.get("event") == "Order Completed":
+        # The dedup key. Only on purchases: a Checkout Started with the same order id must not
+        # be deduplicated against the purchase that follows it.
+        data["order_id"] = seg.order_id(event)
+    items = [
+        {
+            k: v
+            for k, v in {
+                "item_code": p.id,
+                "name": p.name,
+                "qty": amount(p.quantity) if p.quantity is not None else None,
+                "price": amount(p.price) if p.price is not None else None,
+                "cat": p.category,
+            }.items()
+            if v is not None
+        }
+        for p in seg.products(event)
+        if p.id or p.name
+    ]
+    if items:
+        data["items"] = items
+    for name_ in CUSTOM_DIMENSIONS:
+        data[name_] = text(event, f"properties.{name_}")
+    return {k: v for k, v in data.items() if v is not None}
 
 
 class TheTradeDesk(Destination):
@@ -27,8 +195,73 @@ class TheTradeDesk(Destination):
     docs_url = "https://partner.thetradedesk.com/v3/portal/data/doc/DataConversionEventsApi"
     Settings = TheTradeDeskSettings
     default_consent = ("advertising",)
-    # No documented maximum: batch conservatively until confirmed.
+    # No documented maximum [unverified]: batch conservatively until TTD confirms one.
     max_batch = 100
+    delivers = True
+
+    def build(
+        self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
+    ) -> BuildResult:
+        assert isinstance(settings, TheTradeDeskSettings)
+        result = BuildResult()
+        if ctx.test_mode:
+            # TTD has no test endpoint or test flag (reference 8.6): any call records a real
+            # conversion in the advertiser's reports. The admin test call (test_build builds in
+            # test mode) therefore sends nothing and says why.
+            result.skipped = dict.fromkeys(range(len(events)), "no_test_mode")
+            return result
+        data: list[dict[str, Any]] = []
+        indices: list[int] = []
+        for index, record in enumerate(events):
+            event = record.data
+            if event.get("type") not in SUPPORTED_TYPES:
+                result.skipped[index] = "unsupported_type"
+                continue
+            name = seg.map_event(
+                event, DEFAULT_EVENTS, settings.event_mapping, settings.custom_events
+            )
+            if name:
+                # tracker_id + adv as Rudder sends them [impl]; TTD's own tag pairs tracker_id
+                # with merchant_id instead (reference 8.1).
+                item: dict[str, Any] = {
+                    "tracker_id": settings.tracking_tag_id,
+                    "adv": settings.advertiser_id,
+                    "event_name": name,
+                    **commerce(event, name),
+                }
+            elif event.get("type") == "page" and settings.universal_pixel_id:
+                if not seg.page_url(event):
+                    result.skipped[index] = "missing_page_url"  # URL mapping needs the URL
+                    continue
+                # URL-mapping mode: TTD maps the page URL to a conversion itself.
+                item = {"adv": settings.advertiser_id, "upixel_id": settings.universal_pixel_id}
+            else:
+                result.skipped[index] = "unmapped"
+                continue
+            item.update(identity(event))
+            item.update(privacy(event))
+            data.append(item)
+            indices.append(index)
+        if data:
+            result.requests.append(
+                HttpRequest(
+                    "POST",
+                    ctx.url(URL),
+                    {"Content-Type": "application/json"},
+                    orjson.dumps({"data": data}),
+                    tuple(indices),
+                )
+            )
+        return result
+
+    def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
+        # No documented response semantics (reference 8.4): 2xx success, 401/403 auth,
+        # 429/5xx retry, other 4xx drop (classify_status). A batch refused with 400/413 may be
+        # one bad (or too large) event among many: bisect it rather than drop them all. This is
+        # our choice, not documented by TTD [unverified]; a lone event is then dropped.
+        if response.status in (400, 413) and len(request.event_indices) > 1:
+            return [Outcome(OutcomeKind.SPLIT, f"http_{response.status}", body_text(response))]
+        return [classify_status(response)]
 
 
 destination = TheTradeDesk()
