@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +17,7 @@ from cryptography.fernet import Fernet
 from eventrelay.settings import Settings
 from eventrelay.store import migrate
 from eventrelay.store.tables import metadata
-from tests.support.services import POSTGRES_ADMIN_URL, port_open, require
+from tests.support.services import NATS_URL, POSTGRES_ADMIN_URL, port_open, require
 
 os.environ.setdefault("EVENTRELAY_LOG_LEVEL", "WARNING")
 
@@ -102,10 +103,48 @@ async def database_url(
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Settings:
-    return Settings(
+async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]:
+    """The two deployment shapes: embedded (SQLite store and queue) for the sqlite param,
+    scale-out (PostgreSQL and the machine's NATS JetStream) for the postgres param. Each
+    scale-out test gets its own JetStream stream and subjects, deleted afterwards."""
+    base = Settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         secret_key=Fernet.generate_key().decode(),
         allow_private_targets=True,
     )
+    if database_url.startswith("sqlite"):
+        yield base
+        return
+    host, port = NATS_URL.removeprefix("nats://").split(":")
+    require(
+        port_open(host, int(port)),
+        f"NATS JetStream at {NATS_URL}",
+        "start it with: start-stop-daemon --start --oknodo --background --exec "
+        "/usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server",
+    )
+    tag = uuid.uuid4().hex[:12]
+    yield base.model_copy(
+        update={
+            "queue_url": NATS_URL,
+            "nats_stream": f"ER_TEST_{tag}",
+            "nats_subject_prefix": f"ertest.{tag}",
+            "nats_storage": "memory",
+        }
+    )
+    await _delete_stream(f"ER_TEST_{tag}")
+
+
+async def _delete_stream(name: str) -> None:
+    import nats
+
+    try:
+        nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0)
+    except Exception:
+        return
+    try:
+        await nc.jetstream().delete_stream(name)
+    except Exception:
+        pass
+    finally:
+        await nc.close()

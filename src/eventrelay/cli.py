@@ -74,6 +74,21 @@ def serve(host: str | None, port: int | None, access_log: bool, workers: bool) -
     )
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", help="Bind address of the health/metrics port.")
+@click.option(
+    "--port", default=None, type=int, help="Serve /healthz, /readyz and /metrics on this port."
+)
+def worker(host: str, port: int | None) -> None:
+    """Run delivery workers only (scale-out: any number, next to `serve --no-workers`)."""
+    from eventrelay.worker_process import run_worker
+
+    settings = _settings()
+    logs.setup(settings.log_level)
+    migrate.upgrade(settings.resolved_database_url)
+    run_worker(Runtime.create(settings), host, port)
+
+
 @main.command("migrate")
 def migrate_cmd() -> None:
     """Apply database migrations."""

@@ -4,7 +4,7 @@ metrics, delivery), built from Settings. The HTTP app, the workers and the CLI s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from eventrelay.bus import ConfigBus
@@ -21,10 +21,15 @@ if TYPE_CHECKING:
     from eventrelay.store.metrics import MetricsRecorder
 
 
-def make_queue(settings: Settings) -> Queue:
+def make_queue(settings: Settings, consumer: bool = True) -> Queue:
+    url = settings.queue_url
+    if url and url.startswith(("nats://", "tls://")):
+        from eventrelay.queue.nats import NatsQueue
+
+        return NatsQueue(settings)
     from eventrelay.queue.sqlite import SqliteQueue
 
-    return SqliteQueue(settings.queue_path, synchronous=settings.queue_sync)
+    return SqliteQueue(settings.queue_path, synchronous=settings.queue_sync, consumer=consumer)
 
 
 @dataclass
@@ -32,7 +37,7 @@ class Runtime:
     settings: Settings
     db: Database
     vault: Vault
-    bus: ConfigBus = field(default_factory=ConfigBus)
+    bus: ConfigBus
     queue: Queue | None = None
     directory: Directory | None = None
     metrics: MetricsRecorder | None = None
@@ -46,7 +51,18 @@ class Runtime:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
         vault = Vault(load_keys(secret, settings.key_file, create=create_key))
-        return cls(settings=settings, db=Database(settings.resolved_database_url), vault=vault)
+        db = Database(settings.resolved_database_url)
+        # Other processes may share this database: changes are announced to them too.
+        bus: ConfigBus
+        if db.is_sqlite:
+            from eventrelay.bus_sqlite import SqliteBus
+
+            bus = SqliteBus(db)
+        else:
+            from eventrelay.bus_postgres import PostgresBus
+
+            bus = PostgresBus(settings.postgres_dsn)
+        return cls(settings=settings, db=db, vault=vault, bus=bus)
 
     async def start(self, ingest: bool = True, workers: bool = True) -> None:
         """Open the data plane: queue, metrics, routing directory, delivery workers."""
@@ -60,7 +76,7 @@ class Runtime:
 
         s = self.settings
         await self.bus.start()
-        self.queue = make_queue(s)
+        self.queue = make_queue(s, consumer=workers)
         await self.queue.start()
         self.metrics = MetricsRecorder(self.db)
         await self.metrics.start()

@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     nats_replicas: int = Field(default=1, ge=1, le=5)
     nats_storage: str = Field(default="file", pattern="^(file|memory)$")
     nats_stream: str = "EVENTRELAY_DELIVER"
+    nats_subject_prefix: str = Field(
+        default="eventrelay.deliver",
+        pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
+        description="Subjects are <prefix>.<integration id>; distinct per deployment sharing NATS.",
+    )
+    nats_ack_wait_seconds: float = Field(
+        default=60.0, gt=0, description="Redeliver a message a worker has not settled in this time."
+    )
+    nats_dedup_window_seconds: float = Field(default=120.0, ge=0)
 
     # Vendor base URLs, only ever set by operators (tests point them at local stand-ins).
     vendor_base_urls: dict[str, str] = Field(default_factory=dict)
@@ -76,6 +85,12 @@ class Settings(BaseSettings):
         if url.startswith("sqlite:///"):
             return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
         return url
+
+    @property
+    def postgres_dsn(self) -> str:
+        """The database URL as a plain libpq DSN (for LISTEN/NOTIFY through asyncpg)."""
+        url = self.resolved_database_url
+        return "postgresql://" + url.split("://", 1)[1]
 
     @property
     def is_sqlite(self) -> bool:

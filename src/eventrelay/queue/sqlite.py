@@ -1,16 +1,23 @@
-"""Embedded durable queue: one SQLite file (WAL) owned by one process.
+"""Embedded durable queue: one SQLite file (WAL) in the data directory.
 
 Layout: a publish writes one row ("chunk") per stream holding all of that request's events for
-the stream, so a 500-event batch is one insert, not 500. Chunks are read in
-(available_at, seq) order through a per-stream cursor kept in memory; leases live in memory too
-(this process owns the file, enforced by a lock file), so handing a message out costs no write.
-A partly settled chunk records which events are done (a bitmap, one small update per settle
-call); it is deleted once every event in it is settled. A retried event is re-inserted as its own
-row with `available_at` in the future. After a crash the cursor starts over, so everything not
-settled is handed out again (at-least-once).
+the stream, so a 500-event batch is one insert, not 500. Any number of processes may publish;
+exactly one process consumes (a lock file enforces it), so leases live in its memory and handing
+a message out costs no write.
 
-All SQL runs on one writer thread that commits whatever is pending as one transaction (group
-commit): many concurrent ingest requests share one fsync.
+Fresh chunks carry `available_at = 0` and are read in `seq` order: SQLite serialises writers and
+`seq` is assigned inside the write transaction, so commit order equals `seq` order even across
+processes, and a cursor over `seq` never skips a row. A retried event is re-inserted by the
+consumer as its own row with `available_at` in the future, read through a second cursor over
+`(available_at, seq)` on the consumer's own never-decreasing clock. A partly settled chunk
+records which events are done (a bitmap, one small update per settle call); it is deleted once
+every event in it is settled. After a crash the cursors start over, so everything not settled is
+handed out again (at-least-once).
+
+All SQL of one process runs on one writer thread that commits whatever is pending as one
+transaction (group commit): many concurrent ingest requests share one fsync. Publishers in other
+processes wake the consumer through a Unix datagram socket next to the file (a missed wake-up
+costs at most the consumer's poll interval).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import fcntl
 import math
 import os
 import queue as thread_queue
+import socket
 import sqlite3
 import threading
 import time
@@ -56,6 +64,14 @@ _MAX_OPS_PER_COMMIT = 2000
 
 class QueueLocked(RuntimeError):
     pass
+
+
+class _WakeProtocol(asyncio.DatagramProtocol):
+    def __init__(self, on_wake: Callable[[list[str]], None]) -> None:
+        self._on_wake = on_wake
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._on_wake(data.decode(errors="replace").split("\n"))
 
 
 class _Chunk:
@@ -99,10 +115,11 @@ class _Item:
 
 
 class _Stream:
-    __slots__ = ("buffer", "cursor", "lock", "wakeup")
+    __slots__ = ("buffer", "cursor", "fresh_cursor", "lock", "wakeup")
 
     def __init__(self) -> None:
-        self.cursor: tuple[float, int] = (-math.inf, 0)
+        self.fresh_cursor = 0  # last seq handed out among fresh chunks
+        self.cursor: tuple[float, int] = (0.0, 0)  # last (available_at, seq) among retried ones
         self.buffer: deque[_Item] = deque()
         self.lock = asyncio.Lock()
         self.wakeup = asyncio.Event()
@@ -143,6 +160,7 @@ class _Writer(threading.Thread):
     def run(self) -> None:
         try:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")  # other processes publish too
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
             conn.executescript(_SCHEMA)
@@ -202,8 +220,12 @@ class SqliteQueue:
         synchronous: str = "full",
         dedup_window: float = 120.0,
         dedup_capacity: int = 200_000,
+        consumer: bool = True,
     ) -> None:
         self._path = path
+        # A consumer takes the lock file and may pull; a publisher-only instance (an API process
+        # next to a separate worker process) only appends.
+        self._consumer = consumer
         self._synchronous = synchronous
         # Message ids remembered per stream: for `dedup_window` seconds, but at most
         # `dedup_capacity` of them (memory stays bounded at any ingest rate).
@@ -213,35 +235,75 @@ class SqliteQueue:
         self._streams: dict[str, _Stream] = {}
         self._writer: _Writer | None = None
         self._lock_file: IO[str] | None = None
+        self._wake_path = path.with_suffix(".wake")
+        self._wake_out: socket.socket | None = None
+        self._wake_in: asyncio.DatagramTransport | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(self._path.with_suffix(".lock"), "w")  # noqa: SIM115, ASYNC230 - held until close
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock.close()
-            raise QueueLocked(
-                f"another eventrelay process uses {self._path}; one data directory per process"
-            ) from None
-        self._lock_file = lock
-        writer = _Writer(self._path, self._synchronous, asyncio.get_running_loop())
+        if self._consumer:
+            lock = open(self._path.with_suffix(".lock"), "w")  # noqa: SIM115, ASYNC230 - held until close
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                lock.close()
+                raise QueueLocked(
+                    f"another eventrelay process consumes {self._path}: one delivery process per"
+                    " data directory (run the others with `serve --no-workers`)"
+                ) from None
+            self._lock_file = lock
+        loop = asyncio.get_running_loop()
+        writer = _Writer(self._path, self._synchronous, loop)
         writer.start()
         await asyncio.to_thread(writer.ready.wait)
         if writer.error is not None:
             raise writer.error
         self._writer = writer
         os.chmod(self._path, 0o600)
+        if self._consumer:
+            with contextlib.suppress(FileNotFoundError):
+                self._wake_path.unlink()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(str(self._wake_path))
+            sock.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _WakeProtocol(self._on_wake), sock=sock
+            )
+            self._wake_in = transport
+        else:
+            self._wake_out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._wake_out.setblocking(False)
 
     async def close(self) -> None:
+        if self._wake_in is not None:
+            self._wake_in.close()
+            self._wake_in = None
+            with contextlib.suppress(FileNotFoundError):
+                self._wake_path.unlink()
+        if self._wake_out is not None:
+            self._wake_out.close()
+            self._wake_out = None
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+    def _on_wake(self, streams: list[str]) -> None:
+        for stream in streams:
+            state = self._streams.get(stream)
+            if state is not None:
+                state.wakeup.set()
+
+    def _wake_consumer(self, streams: list[str]) -> None:
+        if self._wake_out is None:
+            return
+        # No consumer running, or its socket busy: nothing lost, it polls anyway.
+        with contextlib.suppress(OSError):
+            self._wake_out.sendto("\n".join(streams).encode(), str(self._wake_path))
 
     def _w(self) -> _Writer:
         if self._writer is None:
@@ -311,17 +373,19 @@ class SqliteQueue:
         writer = self._w()
 
         def insert(conn: sqlite3.Connection) -> None:
-            at = writer.now()
             conn.executemany(
                 "INSERT INTO chunks (stream, available_at, published_at, attempts, count, ids,"
-                " payloads) VALUES (?, ?, ?, 0, ?, ?, ?)",
-                [(s, at, at, n, ids, data) for s, ids, data, n in rows],
+                " payloads) VALUES (?, 0, ?, 0, ?, ?, ?)",
+                [(s, now, n, ids, data) for s, ids, data, n in rows],
             )
 
         await writer.submit(insert)
         for stream, messages in kept.items():
             self._remember(stream, messages, now)
-            self._stream(stream).wakeup.set()
+            if self._consumer:
+                self._stream(stream).wakeup.set()
+        if not self._consumer:
+            self._wake_consumer(list(kept))
 
     # --- consume ---------------------------------------------------------------------------
 
@@ -331,21 +395,40 @@ class SqliteQueue:
             if len(out) >= wanted:
                 return out
             writer = self._w()
+            fresh_after = state.fresh_cursor
             cursor = state.cursor
 
             def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
-                return conn.execute(
+                rows = conn.execute(
                     "SELECT seq, available_at, published_at, attempts, count, ids, payloads, done"
-                    " FROM chunks WHERE stream = ? AND (available_at, seq) > (?, ?)"
-                    " AND available_at <= ? ORDER BY available_at, seq LIMIT ?",
-                    (stream, cursor[0], cursor[1], writer.now(), _CHUNKS_PER_READ),
+                    " FROM chunks WHERE stream = ? AND available_at = 0"
+                    " AND seq > ? ORDER BY seq LIMIT ?",
+                    (stream, fresh_after, _CHUNKS_PER_READ),
                 ).fetchall()
+                if len(rows) < _CHUNKS_PER_READ:
+                    rows += conn.execute(
+                        "SELECT seq, available_at, published_at, attempts, count, ids, payloads,"
+                        " done FROM chunks WHERE stream = ? AND available_at > 0"
+                        " AND (available_at, seq) > (?, ?) AND available_at <= ?"
+                        " ORDER BY available_at, seq LIMIT ?",
+                        (
+                            stream,
+                            cursor[0],
+                            cursor[1],
+                            writer.now(),
+                            _CHUNKS_PER_READ - len(rows),
+                        ),
+                    ).fetchall()
+                return rows
 
             rows = await writer.submit(read)
             if state is not self._streams.get(stream):
                 return out  # purged while reading
             for seq, available_at, published_at, attempts, count, ids, payloads, done in rows:
-                state.cursor = (available_at, seq)
+                if available_at == 0:
+                    state.fresh_cursor = max(state.fresh_cursor, seq)
+                else:
+                    state.cursor = (available_at, seq)
                 chunk = _Chunk(seq, count, done)
                 message_ids = orjson.loads(ids)
                 parts = payloads.split(b"\n")
@@ -497,7 +580,11 @@ class SqliteQueue:
             victims = []
             for seq, stream, count, available_at in rows:
                 state = self._streams.get(stream)
-                handed_out = state is not None and (available_at, seq) <= state.cursor
+                handed_out = state is not None and (
+                    seq <= state.fresh_cursor
+                    if available_at == 0
+                    else (available_at, seq) <= state.cursor
+                )
                 if seq in held or handed_out:
                     continue  # a consumer holds it: it settles (and expires) it itself
                 victims.append((seq,))

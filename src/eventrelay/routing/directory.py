@@ -70,7 +70,14 @@ class Directory:
                 await self._task
 
     async def _on_change(self, change: Change) -> None:
-        if change.kind in ("source", "integration", "org", "all"):
+        if change.kind not in ("source", "integration", "org", "all"):
+            return
+        try:
+            await self.reload()
+        except Exception as exc:
+            # Stale routing is worse than a retry: try again shortly (and every 30 s anyway).
+            log.warning("directory reload failed", extra={"error_type": type(exc).__name__})
+            await asyncio.sleep(0.5)
             await self.reload()
 
     async def _refresh_loop(self) -> None:

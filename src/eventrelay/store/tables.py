@@ -214,3 +214,12 @@ delivery_failures = Table(
     Column("response", JSONType),
     Index("ix_delivery_failures_integration", "integration_id", "pk"),
 )
+
+# One row: bumped on every configuration change, polled by processes sharing a SQLite database
+# (PostgreSQL deployments use LISTEN/NOTIFY instead).
+config_version = Table(
+    "config_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)

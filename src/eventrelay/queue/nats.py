@@ -1,0 +1,254 @@
+"""NATS JetStream queue backend (scale-out): EVENTRELAY_QUEUE_URL=nats://host:4222.
+
+One stream (file storage, configurable replicas) holds a subject per integration,
+`<prefix>.<integration_id>` (prefix `eventrelay.deliver` by default), with work-queue retention: a message is removed once it is
+acknowledged. Each integration has one durable pull consumer filtered on its subject, shared by
+every worker process: JetStream hands each message to one of them and redelivers it after
+`ack_wait` if that worker dies (at-least-once). JetStream's dedup window drops a re-published
+message with the same `Nats-Msg-Id` (the event's messageId, per integration). Retries are
+delayed negative acks; discards are `term`; deleting an integration purges its subject.
+
+Messages older than the max event age are aged out by the stream itself (`max_age`), so
+`expire()` has nothing to do here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.client import JetStreamContext
+from nats.js.errors import BadRequestError, NotFoundError
+
+from eventrelay.queue.base import Delivery, Message
+from eventrelay.settings import Settings
+
+log = logging.getLogger("eventrelay.queue")
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+PUBLISH_TIMEOUT = 10.0
+# Retention beyond the delivery max age: the worker expires (and counts) events first.
+_AGE_MARGIN = 3600.0
+
+
+class _Delivery:
+    __slots__ = ("attempts", "data", "message_id", "msg", "published_at")
+
+    def __init__(self, msg: Msg, stream: str) -> None:
+        self.msg = msg
+        self.data = msg.data
+        header = (msg.headers or {}).get(MSG_ID_HEADER, "")
+        self.message_id = header.removeprefix(f"{stream}:")
+        metadata = msg.metadata
+        self.published_at = metadata.timestamp.timestamp()
+        self.attempts = int(metadata.num_delivered)
+
+
+def _durable(stream: str) -> str:
+    return "er-" + stream
+
+
+class NatsQueue:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.queue_url
+        self._servers = [s.strip() for s in settings.queue_url.split(",") if s.strip()]
+        self._stream_name = settings.nats_stream
+        self._prefix = settings.nats_subject_prefix + "."
+        self._replicas = settings.nats_replicas
+        self._storage = StorageType.FILE if settings.nats_storage == "file" else StorageType.MEMORY
+        self._ack_wait = settings.nats_ack_wait_seconds
+        self._dedup_window = settings.nats_dedup_window_seconds
+        self._max_age = settings.max_event_age_seconds + _AGE_MARGIN
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subs: dict[str, JetStreamContext.PullSubscription] = {}
+        self._sub_lock = asyncio.Lock()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._nc = await nats.connect(
+            servers=self._servers,
+            name="eventrelay",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+            allow_reconnect=True,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT, publish_async_max_pending=20_000)
+        await self._ensure_stream()
+
+    async def close(self) -> None:
+        nc, self._nc = self._nc, None
+        self._subs.clear()
+        if nc is not None:
+            # Acks already went out with a flush; pending pull requests need no draining.
+            with contextlib.suppress(Exception):
+                await nc.flush(timeout=2)
+            with contextlib.suppress(Exception):
+                await nc.close()
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats error", extra={"error_type": type(exc).__name__})
+
+    async def _on_disconnected(self) -> None:
+        log.warning("nats disconnected; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        log.warning("nats reconnected")
+
+    def _jsx(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("queue is not started")
+        return self._js
+
+    async def _ensure_stream(self) -> None:
+        config = StreamConfig(
+            name=self._stream_name,
+            subjects=[self._prefix + ">"],
+            retention=RetentionPolicy.WORK_QUEUE,
+            storage=self._storage,
+            num_replicas=self._replicas,
+            duplicate_window=self._dedup_window,
+            max_age=self._max_age,
+        )
+        js = self._jsx()
+        try:
+            await js.add_stream(config)
+        except BadRequestError:
+            # It exists (possibly from another version of this config): bring it in line.
+            await js.update_stream(config)
+
+    def _subject(self, stream: str) -> str:
+        return self._prefix + stream
+
+    def _consumer_config(self, stream: str) -> ConsumerConfig:
+        return ConsumerConfig(
+            durable_name=_durable(stream),
+            filter_subject=self._subject(stream),
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=self._ack_wait,
+            max_deliver=-1,
+            max_ack_pending=50_000,
+        )
+
+    async def _subscription(self, stream: str) -> JetStreamContext.PullSubscription:
+        sub = self._subs.get(stream)
+        if sub is not None:
+            return sub
+        async with self._sub_lock:
+            sub = self._subs.get(stream)
+            if sub is None:
+                js = self._jsx()
+                await js.add_consumer(self._stream_name, self._consumer_config(stream))
+                sub = await js.pull_subscribe_bind(
+                    durable=_durable(stream), stream=self._stream_name
+                )
+                self._subs[stream] = sub
+            return sub
+
+    # --- publish ---------------------------------------------------------------------------
+
+    async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
+        js = self._jsx()
+        futures: list[asyncio.Future[Any]] = []
+        for stream, messages in batches.items():
+            subject = self._subject(stream)
+            for message in messages:
+                futures.append(
+                    await js.publish_async(
+                        subject,
+                        message.data,
+                        headers={MSG_ID_HEADER: f"{stream}:{message.id}"},
+                    )
+                )
+        if futures:
+            # Durable once JetStream acknowledged every message (stored, and replicated when the
+            # stream has replicas).
+            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
+
+    # --- consume ---------------------------------------------------------------------------
+
+    async def pull(
+        self, stream: str, max_messages: int, timeout: float, fill: float = 0.0
+    ) -> list[Delivery]:
+        sub = await self._subscription(stream)
+        got: list[Msg] = []
+        deadline = time.monotonic() + timeout
+        fill_deadline: float | None = None
+        while len(got) < max_messages:
+            until = fill_deadline if got else deadline
+            assert until is not None
+            remaining = until - time.monotonic()
+            if remaining <= 0.001:
+                break
+            with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
+                got.extend(await sub.fetch(batch=max_messages - len(got), timeout=remaining))
+            if got:
+                if fill <= 0:
+                    break
+                if fill_deadline is None:
+                    fill_deadline = time.monotonic() + fill
+        return [_Delivery(m, stream) for m in got]
+
+    async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
+        for delivery in deliveries:
+            assert isinstance(delivery, _Delivery)
+            msg = delivery.msg
+            if how == "ack":
+                await msg.ack()
+            elif how == "nak":
+                await msg.nak(delay=delay)
+            else:
+                await msg.term()
+        if self._nc is not None and deliveries:
+            # Make sure the acknowledgements reached the server before reporting them done.
+            await self._nc.flush()
+
+    async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        await self._settle(deliveries, "ack")
+
+    async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
+        await self._settle(deliveries, "nak", max(0.0, delay))
+
+    async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        await self._settle(deliveries, "term")
+
+    # --- maintenance -----------------------------------------------------------------------
+
+    async def purge(self, stream: str) -> None:
+        js = self._jsx()
+        sub = self._subs.pop(stream, None)
+        if sub is not None:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        with contextlib.suppress(NotFoundError):
+            await js.delete_consumer(self._stream_name, _durable(stream))
+        await js.purge_stream(self._stream_name, subject=self._subject(stream))
+
+    async def depth(self, stream: str) -> int:
+        await self._subscription(stream)
+        info = await self._jsx().consumer_info(self._stream_name, _durable(stream))
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+
+    async def expire(self, max_age: float) -> dict[str, int]:
+        return {}
