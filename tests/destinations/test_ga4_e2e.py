@@ -31,10 +31,6 @@ PURCHASE: dict[str, Any] = {
 }
 
 
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
-
-
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
     async with vendor_run(settings, "ga4", CONFIG) as run:
         run.vendor.default = 204
@@ -62,7 +58,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
             "items": [{"item_id": "SKU-1", "item_name": "Socks", "price": 10.5, "quantity": 1}],
         }
         assert body["timestamp_micros"] == event["timestamp_micros"] > 1_700_000_000_000_000
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_one_request_per_client(settings: Settings) -> None:
@@ -71,9 +67,8 @@ async def test_one_request_per_client(settings: Settings) -> None:
             {"type": "track", "anonymousId": client, "event": name}
             for client, name in (("a", "Trial Started"), ("b", "Trial Started"), ("a", "Signed In"))
         ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 3))
+        await run.send_batch(batch)
+        await run.wait_metrics(successes=3)
         by_client: dict[str, list[str]] = {}
         for request in run.vendor.requests:
             body = request.json()
@@ -92,7 +87,7 @@ async def test_transient_errors_are_retried(settings: Settings) -> None:
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 3, timeout=20)
         ids = {r.json()["events"][0]["params"]["transaction_id"] for r in run.vendor.requests}
         assert ids == {"O-1"}  # the purchase dedup key is stable across retries
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_refused_credentials_put_the_integration_in_error(settings: Settings) -> None:
@@ -142,15 +137,7 @@ async def test_settings_region_and_mapping_are_validated(settings: Settings) -> 
             ({"event_mapping": {"Demo Booked": "Demo Booked"}}, "config.event_mapping"),
             ({"event_mapping": {"Session": "session_start"}}, "config.event_mapping"),
         ):
-            r = await run.pipe.api.post(
-                "/v1/admin/integrations",
-                json={
-                    "source_id": run.source["id"],
-                    "type": "ga4",
-                    "name": "x",
-                    "config": {**CONFIG, **extra},
-                },
-            )
+            r = await run.create_integration({**CONFIG, **extra})
             assert r.status_code == 422, r.text
             fields = [d["field"] for d in r.json()["error"]["details"]]
             assert any(f.startswith(field) for f in fields), fields

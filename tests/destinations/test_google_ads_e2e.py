@@ -12,7 +12,7 @@ import orjson
 
 from eventrelay.settings import Settings
 from tests.support.sink import Received, Sink
-from tests.support.vendor import VendorRun, vendor_run
+from tests.support.vendor import vendor_run
 
 CONFIG = {
     "customer_id": "123-456-7890",
@@ -72,15 +72,6 @@ def on(vendor: Sink, path: str) -> list[Received]:
     return [r for r in vendor.requests if r.path == path]
 
 
-async def _metrics(run: VendorRun) -> dict[str, Any]:
-    result: dict[str, Any] = await run.pipe.metrics(run.integration["id"])
-    return result
-
-
-async def _successes(run: VendorRun, count: int) -> bool:
-    return bool((await _metrics(run))["successes"] == count)
-
-
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
     async with vendor_run(settings, "google_ads", CONFIG, endpoints=("oauth",)) as run:
         run.vendor.responder = google()
@@ -119,7 +110,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
             "userIpAddress": "203.0.113.5",
             "consent": {"adUserData": "GRANTED"},
         }
-        await run.pipe.eventually(lambda: _successes(run, 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_transient_errors_are_retried_with_the_same_order_id(settings: Settings) -> None:
@@ -141,7 +132,7 @@ async def test_transient_errors_are_retried_with_the_same_order_id(settings: Set
         order_ids = {r.json()["conversions"][0]["orderId"] for r in on(run.vendor, API_PATH)}
         assert order_ids == {"O-1"}  # the dedup key is stable across retries
         assert len(on(run.vendor, "/token")) == 1  # the access token is cached
-        await run.pipe.eventually(lambda: _successes(run, 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_refused_refresh_token_puts_the_integration_in_error(settings: Settings) -> None:
@@ -170,7 +161,7 @@ async def test_401_refreshes_the_token_once_then_succeeds(settings: Settings) ->
 
         run.vendor.responder = google(api, token=lambda _r: token_answer(tokens.pop(0)))
         await run.send(**PURCHASE)
-        await run.pipe.eventually(lambda: _successes(run, 1))
+        await run.wait_metrics(successes=1)
         sent = [r.headers["Authorization"] for r in on(run.vendor, API_PATH)]
         assert sent == ["Bearer ya29.revoked", "Bearer ya29.fresh"]
         assert len(on(run.vendor, "/token")) == 2
@@ -210,14 +201,8 @@ async def test_partial_failure_drops_only_the_failed_row(settings: Settings) -> 
             {**PURCHASE, "type": "track", "properties": {"order_id": f"O-{g}", "gclid": g}}
             for g in ("GOOD-1", "BAD", "GOOD-2")
         ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await _metrics(run)
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled)
+        await run.send_batch(batch)
+        m = await run.wait_metrics(successes=2, discarded=1)
         assert m["discarded.UNPARSEABLE_GCLID"] == 1
         assert len(on(run.vendor, API_PATH)) <= 3  # nothing was sent twice
 
@@ -225,7 +210,7 @@ async def test_partial_failure_drops_only_the_failed_row(settings: Settings) -> 
 async def test_admin_test_call_validates_only(settings: Settings) -> None:
     async with vendor_run(settings, "google_ads", CONFIG, endpoints=("oauth",)) as run:
         run.vendor.responder = google(lambda _r: (200, JSON, b"{}"))
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
         [sent] = on(run.vendor, API_PATH)
@@ -237,15 +222,7 @@ async def test_admin_test_call_validates_only(settings: Settings) -> None:
 
 async def test_event_mapping_must_name_conversion_actions(settings: Settings) -> None:
     async with vendor_run(settings, "google_ads", CONFIG, endpoints=("oauth",)) as run:
-        r = await run.pipe.api.post(
-            "/v1/admin/integrations",
-            json={
-                "source_id": run.source["id"],
-                "type": "google_ads",
-                "name": "x",
-                "config": {**CONFIG, "event_mapping": {"Signed Up": "SIGNUP"}},
-            },
-        )
+        r = await run.create_integration({**CONFIG, "event_mapping": {"Signed Up": "SIGNUP"}})
         assert r.status_code == 422, r.text
         fields = [d["field"] for d in r.json()["error"]["details"]]
         assert any(f.startswith("config.event_mapping") for f in fields), fields

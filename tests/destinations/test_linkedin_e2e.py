@@ -52,17 +52,12 @@ def token_calls(run: VendorRun) -> list[Received]:
     return [r for r in run.vendor.requests if r.path == TOKEN_PATH]
 
 
-async def _metric(run: VendorRun, name: str, count: int) -> bool:
-    return bool((await run.pipe.metrics(run.integration["id"])).get(name) == count)
-
-
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
     async with vendor_run(settings, "linkedin", CONFIG) as run:
         run.vendor.default, run.vendor.body = 201, b""
         await run.send(**PURCHASE)
         await run.send(**{**PURCHASE, "event": "Newsletter Opened"})  # no rule: never sent
-        await run.pipe.eventually(lambda: _metric(run, "successes", 1))
-        await run.pipe.eventually(lambda: _metric(run, "filtered.unmapped", 1))
+        await run.wait_metrics(successes=1, **{"filtered.unmapped": 1})
         [request] = conversions(run)
         assert request.method == "POST"
         assert request.headers["Authorization"] == "Bearer AQX-stored-token"
@@ -98,7 +93,7 @@ async def test_rate_limit_and_server_errors_are_retried(settings: Settings) -> N
 
         run.vendor.responder = respond
         await run.send(**PURCHASE)
-        await run.pipe.eventually(lambda: _metric(run, "successes", 1))
+        await run.wait_metrics(successes=1)
         sent = conversions(run)
         assert len(sent) == 3
         assert len({r.json()["eventId"] for r in sent}) == 1  # the dedup id survives retries
@@ -118,7 +113,7 @@ async def test_401_refreshes_the_token_once_then_succeeds(settings: Settings) ->
 
         run.vendor.responder = respond
         await run.send(**PURCHASE)
-        await run.pipe.eventually(lambda: _metric(run, "successes", 1))
+        await run.wait_metrics(successes=1)
         tokens = token_calls(run)
         assert len(tokens) == 2  # the first token, then exactly one refresh
         for call in tokens:
@@ -197,14 +192,8 @@ async def test_batch_element_statuses_settle_each_event(settings: Settings) -> N
             {**PURCHASE, "type": "track", "properties": {"revenue": amount, "currency": "USD"}}
             for amount in (11, 13, 17)
         ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        await run.pipe.eventually(settled)
+        await run.send_batch(batch)
+        await run.wait_metrics(successes=2, discarded=1)
         amounts = {
             e["conversionValue"]["amount"]
             for r in conversions(run)
@@ -228,14 +217,8 @@ async def test_a_refused_batch_is_split_to_deliver_the_good_events(settings: Set
             {**PURCHASE, "type": "track", "properties": {"revenue": amount, "currency": "USD"}}
             for amount in (11, 13, 17)
         ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled)
+        await run.send_batch(batch)
+        m = await run.wait_metrics(successes=2, discarded=1)
         assert m["discarded.http_422"] == 1
 
 
@@ -244,7 +227,7 @@ async def test_admin_test_reads_the_ad_account_and_sends_no_conversion(
 ) -> None:
     async with vendor_run(settings, "linkedin", CONFIG) as run:
         run.vendor.body = b'{"id": 508123456, "name": "Test account", "test": false}'
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["ok"] is True
@@ -259,7 +242,7 @@ async def test_admin_test_reads_the_ad_account_and_sends_no_conversion(
         assert conversions(run) == []
 
         run.vendor.default, run.vendor.body = 401, li_error(401, "INVALID_ACCESS_TOKEN", "bad")
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.json()["ok"] is False
         assert r.json()["results"][0]["outcome"]["kind"] == "auth"
 
@@ -270,27 +253,11 @@ async def test_refresh_credentials_are_secret_and_go_together(settings: Settings
         assert config["client_id"] == "86app"
         assert config["client_secret"] == config["refresh_token"] == "***"
         partial = {**CONFIG, "client_id": "86app", "refresh_token": "AQR-refresh-token"}
-        r = await run.pipe.api.post(
-            "/v1/admin/integrations",
-            json={
-                "source_id": run.source["id"],
-                "type": "linkedin",
-                "name": "x",
-                "config": partial,
-            },
-        )
+        r = await run.create_integration(partial)
         assert r.status_code == 422, r.text
         assert "go together" in r.json()["error"]["message"]
         assert "AQR-refresh-token" not in r.text
         bad_rule = {**CONFIG, "conversion_rules": {"Order Completed": "urn:li:x"}}
-        r = await run.pipe.api.post(
-            "/v1/admin/integrations",
-            json={
-                "source_id": run.source["id"],
-                "type": "linkedin",
-                "name": "x",
-                "config": bad_rule,
-            },
-        )
+        r = await run.create_integration(bad_rule)
         assert r.status_code == 422
         assert r.json()["error"]["details"][0]["field"].startswith("config.conversion_rules")

@@ -9,15 +9,10 @@ import orjson
 
 from eventrelay.settings import Settings
 from tests.support.sink import Received
-from tests.support.vendor import vendor_run
+from tests.support.vendor import purchase, tracks, vendor_run
 
 CONFIG = {"pixel_id": "1234567890", "access_token": "EAA-secret-token"}
-PURCHASE: dict[str, Any] = {
-    "userId": "u-1",
-    "event": "Order Completed",
-    "properties": {"order_id": "O-1", "revenue": 10.5, "currency": "USD"},
-    "context": {"userAgent": "UA", "ip": "203.0.113.5", "traits": {"email": "Ada@Example.com"}},
-}
+PURCHASE = purchase()
 
 
 def graph_error(code: int, message: str, transient: bool = False) -> bytes:
@@ -41,11 +36,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
         assert len(event["event_id"]) == 36  # the messageId eventrelay assigned
         assert event["user_data"]["em"] == [hashlib.sha256(b"ada@example.com").hexdigest()]
         assert event["custom_data"] == {"currency": "USD", "value": 10.5, "order_id": "O-1"}
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
-
-
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
+        await run.wait_metrics(successes=1)
 
 
 async def test_transient_errors_are_retried(settings: Settings) -> None:
@@ -63,7 +54,7 @@ async def test_transient_errors_are_retried(settings: Settings) -> None:
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 2)
         ids = {r.json()["data"][0]["event_id"] for r in run.vendor.requests}
         assert len(ids) == 1  # the dedup id is stable across retries
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_expired_token_puts_the_integration_in_error(settings: Settings) -> None:
@@ -89,18 +80,8 @@ async def test_one_bad_event_does_not_block_the_batch(settings: Settings) -> Non
             return 200, {}, orjson.dumps({"events_received": len(names)})
 
         run.vendor.responder = respond
-        batch = [
-            {"type": "track", "userId": "u", "event": name, "context": {"userAgent": "UA"}}
-            for name in ("Good One", "Broken", "Good Two")
-        ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled)
+        await run.send_batch(tracks("Good One", "Broken", "Good Two", userAgent="UA"))
+        m = await run.wait_metrics(successes=2, discarded=1)
         assert m["discarded.meta_100"] == 1
         delivered = {
             e["event_name"]

@@ -84,6 +84,80 @@ def test_small_rules() -> None:
     assert pii.phone_e164("0044 20 7946 0958") == "+442079460958"
 
 
+def test_vendor_specific_rules() -> None:
+    assert pii.gender_mfn("Non-Binary") == "n"
+    assert pii.gender_mfn("male") == "m"
+    assert pii.state_code(" CA ") == "ca"
+    assert pii.state_code("California") is None
+    assert pii.zip_digits("94107-1234") == "94107"
+    assert pii.zip_digits("SW1A 1AA") is None
+    assert pii.street("  12 Main St., Apt #4  ") == "12 main st apt 4"
+    assert pii.place(" São Paulo 2 ") == "são paulo"
+    assert pii.country_upper("Germany") == "DE"
+
+
+def test_hashed_list_drops_empties_and_repeats() -> None:
+    assert pii.unique(["a", None, "", "b", "a"]) == ["a", "b"]
+    assert pii.unique([None, ""]) is None
+
+
+def _person(**values: str | None) -> pii.Reader:
+    return lambda name: (values.get(name),)
+
+
+def test_vendor_tables_keep_their_phone_and_email_rules() -> None:
+    """The same person, through each vendor's table: section 0.2's forms, per vendor."""
+    read = _person(email=" Test.User+promo@GMail.com ", phone="+1 (650) 555-1234")
+    email_other, email_google = VECTORS[3][2], VECTORS[4][2]
+    phone_plus, phone_digits = VECTORS[5][2], VECTORS[6][2]
+    assert pii.GOOGLE_ADS.apply(read) == {
+        "hashedEmail": email_google,
+        "hashedPhoneNumber": phone_plus,
+    }
+    assert pii.GA4.apply(read, arrays=True) == {
+        "sha256_email_address": [email_google],
+        "sha256_phone_number": [phone_plus],
+    }
+    assert pii.TIKTOK.apply(read) == {"email": email_other, "phone": phone_plus}
+    for table in (pii.META, pii.PINTEREST, pii.SNAPCHAT):
+        assert table.apply(read, arrays=True) == {"em": [email_other], "ph": [phone_digits]}
+    assert pii.LINKEDIN.apply(read) == {"SHA256_EMAIL": email_other}
+
+
+def test_clear_fields_are_normalised_not_hashed() -> None:
+    read = _person(city="New York 2", state="NY", country="United States", postal_code="10001")
+    assert pii.TIKTOK.apply(read) == {
+        "city": "newyork2",
+        "state": "ny",
+        "country": "us",
+        "zip_code": pii.sha256("10001"),
+    }
+    assert pii.GA4_ADDRESS.apply(read) == {
+        "city": "new york",
+        "region": "ny",
+        "postal_code": "10001",
+        "country": "US",
+    }
+
+
+def test_meta_table_prepares_gender_birthday_country() -> None:
+    read = _person(gender="Female", birthday="1990-04-23", country="Germany")
+    assert pii.META.apply(read) == {
+        "ge": pii.sha256("f"),
+        "db": pii.sha256("19900423"),
+        "country": pii.sha256("de"),
+    }
+
+
+def test_both_ids_are_hashed_as_given() -> None:
+    def read(name: str) -> tuple[str | None, ...]:
+        return ("User-1", "anon-1") if name == "user_ids" else (None,)
+
+    assert pii.PINTEREST.apply(read, arrays=True) == {
+        "external_id": [pii.sha256("User-1"), pii.sha256("anon-1")]
+    }
+
+
 def _normalize(field: str, value: str) -> str | None:
     """facebook-business's answer: None when it refuses the value."""
     try:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 
 from eventrelay.settings import Settings
 from tests.support.sink import Received
-from tests.support.vendor import vendor_run
+from tests.support.vendor import purchase, tracks, vendor_run
 
 CONFIG = {"ad_account_id": "549755885175", "access_token": "pina-secret-token"}
-PURCHASE: dict[str, Any] = {
-    "userId": "u-1",
-    "event": "Order Completed",
-    "properties": {"order_id": "O-1", "revenue": 10.5, "currency": "USD"},
-    "context": {"userAgent": "UA", "ip": "203.0.113.5", "traits": {"email": "Ada@Example.com"}},
-}
+PURCHASE = purchase()
 JSON = {"Content-Type": "application/json"}
 
 
@@ -40,10 +34,6 @@ def processed(statuses: list[str]) -> bytes:
 
 def error(code: int, message: str) -> bytes:
     return orjson.dumps({"code": code, "message": message})
-
-
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
 
 
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
@@ -70,7 +60,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
         }
         # value is a string in Pinterest's schema.
         assert event["custom_data"] == {"currency": "USD", "value": "10.5", "order_id": "O-1"}
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1), 30)
+        await run.wait_metrics(successes=1, timeout=30)
 
 
 async def test_transient_errors_are_retried_with_the_same_event_id(settings: Settings) -> None:
@@ -91,7 +81,7 @@ async def test_transient_errors_are_retried_with_the_same_event_id(settings: Set
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 3, timeout=30)
         ids = {r.json()["data"][0]["event_id"] for r in run.vendor.requests}
         assert len(ids) == 1  # the dedup id is stable across retries
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1), 30)
+        await run.wait_metrics(successes=1, timeout=30)
 
 
 async def test_refused_token_puts_the_integration_in_error(settings: Settings) -> None:
@@ -111,19 +101,9 @@ async def test_a_failed_event_is_dropped_and_the_others_delivered(settings: Sett
             return 200, JSON, processed(["failed" if n == "signup" else "processed" for n in names])
 
         run.vendor.responder = respond
-        context = {"userAgent": "UA", "ip": "203.0.113.5"}
-        batch = [
-            {"type": "track", "userId": "u", "event": name, "context": context}
-            for name in ("Product Added", "Signed Up", "Product Viewed")
-        ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled, 30)
+        names = ("Product Added", "Signed Up", "Product Viewed")
+        await run.send_batch(tracks(*names, userAgent="UA", ip="203.0.113.5"))
+        m = await run.wait_metrics(successes=2, discarded=1, timeout=30)
         assert m["discarded.pinterest_event_failed"] == 1
         sent = [e["event_name"] for r in run.vendor.requests for e in r.json()["data"]]
         assert sorted(sent) == ["add_to_cart", "signup", "view_content"]  # each sent once
@@ -134,7 +114,7 @@ async def test_a_failed_event_is_dropped_and_the_others_delivered(settings: Sett
 async def test_admin_test_call_uses_test_mode(settings: Settings) -> None:
     async with vendor_run(settings, "pinterest", CONFIG) as run:
         run.vendor.responder = lambda _r: (200, JSON, processed(["processed"]))
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
         [sent] = run.vendor.requests

@@ -4,36 +4,21 @@ tr.snapchat.com. The token travels as the access_token query parameter."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 
-from eventrelay.destinations.base import BuildContext, EventRecord
-from eventrelay.destinations.snapchat import SnapchatSettings, destination
 from eventrelay.settings import Settings
-from eventrelay.timeutil import parse_iso
 from tests.support.sink import Received
-from tests.support.vendor import vendor_run
+from tests.support.vendor import build, purchase, vendor_run
 
 PIXEL = "a1b2c3d4-0000-4e5f-8a9b-0123456789ab"
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.snap-secret-token.sig"
 CONFIG = {"pixel_id": PIXEL, "access_token": TOKEN}
 VALID = orjson.dumps({"status": "VALID", "reason": "ok"})
-PURCHASE: dict[str, Any] = {
-    "userId": "u-1",
-    "event": "Order Completed",
-    "properties": {"order_id": "O-1", "revenue": 10.5, "currency": "USD"},
-    "context": {
-        "userAgent": "UA",
-        "ip": "203.0.113.5",
-        "page": {"url": "https://shop.example.com/thanks?ScCid=SC-1"},
-        "traits": {"email": "Ada@Example.com", "phone": "+44 844 412 4653"},
-    },
-}
-
-
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
+PURCHASE = purchase(
+    page={"url": "https://shop.example.com/thanks?ScCid=SC-1"},
+    traits={"email": "Ada@Example.com", "phone": "+44 844 412 4653"},
+)
 
 
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
@@ -62,7 +47,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
             "sc_click_id": "SC-1",
         }
         assert event["custom_data"] == {"currency": "USD", "value": 10.5, "order_id": "O-1"}
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_rate_limit_and_server_errors_are_retried(settings: Settings) -> None:
@@ -73,7 +58,7 @@ async def test_rate_limit_and_server_errors_are_retried(settings: Settings) -> N
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 3)
         ids = {r.json()["data"][0]["event_id"] for r in run.vendor.requests}
         assert len(ids) == 1  # the dedup id is stable across retries
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
         failures = await run.pipe.failures(run.integration["id"])
         assert failures
         assert "snap-secret-token" not in orjson.dumps(failures).decode()
@@ -108,14 +93,8 @@ async def test_the_event_snap_names_is_dropped_the_others_delivered(settings: Se
             {**PURCHASE, "type": "track", "properties": {"order_id": order}}
             for order in ("O-1", "BAD", "O-2")
         ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled)
+        await run.send_batch(batch)
+        m = await run.wait_metrics(successes=2, discarded=1)
         assert m["discarded.snap_invalid"] == 1
 
 
@@ -128,7 +107,7 @@ async def test_admin_test_call_uses_the_validate_endpoint(settings: Settings) ->
                 "event_logs": [{"event": 0, "status": "VALID", "warnings": []}],
             }
         )
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
         assert "snap-secret-token" not in r.text
@@ -141,14 +120,8 @@ async def test_admin_test_call_uses_the_validate_endpoint(settings: Settings) ->
 async def test_event_mapping_only_takes_snap_event_names(settings: Settings) -> None:
     async with vendor_run(settings, "snapchat", CONFIG) as run:
         api = run.pipe.api
-        bad = await api.post(
-            "/v1/admin/integrations",
-            json={
-                "source_id": run.source["id"],
-                "type": "snapchat",
-                "name": "Snap",
-                "config": {**CONFIG, "event_mapping": {"Demo Booked": "DEMO_BOOKED"}},
-            },
+        bad = await run.create_integration(
+            {**CONFIG, "event_mapping": {"Demo Booked": "DEMO_BOOKED"}}
         )
         assert bad.status_code == 422
         assert bad.json()["error"]["details"][0]["field"] == "config.event_mapping"
@@ -157,13 +130,8 @@ async def test_event_mapping_only_takes_snap_event_names(settings: Settings) -> 
 
 
 def test_batches_are_cut_at_2000_events() -> None:
-    settings = SnapchatSettings.model_validate(CONFIG)
-    records = [
-        EventRecord.from_event({**PURCHASE, "type": "track", "messageId": f"m-{i}"})
-        for i in range(2001)
-    ]
-    ctx = BuildContext(now=parse_iso("2026-11-25T12:00:00Z"))
-    built = destination.build(records, settings, ctx)
+    events = [{**PURCHASE, "type": "track", "messageId": f"m-{i}"} for i in range(2001)]
+    built = build("snapchat", CONFIG, events)
     assert [len(r.event_indices) for r in built.requests] == [2000, 1]
     assert built.requests[1].event_indices == (2000,)
     assert orjson.loads(built.requests[1].body or b"")["data"][0]["event_id"] == "m-2000"

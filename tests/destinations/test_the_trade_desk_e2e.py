@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from eventrelay.settings import Settings
 from tests.support.sink import Received
-from tests.support.vendor import vendor_run
+from tests.support.vendor import purchase, vendor_run
 
 CONFIG = {
     "advertiser_id": "adv123",
     "tracking_tag_id": "trk456",
     "auth_token": "ttd-secret-token",
 }
-PURCHASE: dict[str, Any] = {
-    "userId": "u-1",
-    "event": "Order Completed",
-    "properties": {
-        "order_id": "O-1",
-        "revenue": 10.5,
-        "currency": "USD",
+PURCHASE = purchase(
+    {
         "tdid": "tdid-0001",
         "products": [{"product_id": "SKU-1", "name": "Mug", "price": 5.25, "quantity": 2}],
     },
-    "context": {
-        "userAgent": "UA",
-        "ip": "203.0.113.5",
-        "page": {"url": "https://shop.example.com/thanks"},
-        "traits": {"email": "ada@example.com"},
-    },
-}
-
-
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
+    page={"url": "https://shop.example.com/thanks"},
+)
 
 
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
@@ -66,7 +50,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
                 }
             ]
         }
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1), 30)
+        await run.wait_metrics(successes=1, timeout=30)
 
 
 async def test_transient_errors_are_retried(settings: Settings) -> None:
@@ -81,7 +65,7 @@ async def test_transient_errors_are_retried(settings: Settings) -> None:
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 3, timeout=30)
         orders = {r.json()["data"][0]["order_id"] for r in run.vendor.requests}
         assert orders == {"O-1"}  # the dedup key is the same on every attempt
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1), 30)
+        await run.wait_metrics(successes=1, timeout=30)
 
 
 async def test_refusal_puts_the_integration_in_error(settings: Settings) -> None:
@@ -95,20 +79,15 @@ async def test_refusal_puts_the_integration_in_error(settings: Settings) -> None
 async def test_bad_request_is_discarded(settings: Settings) -> None:
     async with vendor_run(settings, "the_trade_desk", CONFIG) as run:
         run.vendor.responder = lambda _r: (400, {}, b"invalid tracker")
-
-        async def discarded() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["discarded"] == 1 else None
-
         await run.send(**PURCHASE)
-        m = await run.pipe.eventually(discarded, 30)
+        m = await run.wait_metrics(discarded=1, timeout=30)
         assert m["discarded.http_400"] == 1
         assert len(run.vendor.requests) == 1  # not retried
 
 
 async def test_admin_test_call_sends_nothing(settings: Settings) -> None:
     async with vendor_run(settings, "the_trade_desk", CONFIG) as run:
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         # No test mode at TTD: a call would record a real conversion, so none is made.
         assert r.json() == {

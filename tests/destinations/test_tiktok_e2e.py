@@ -4,37 +4,22 @@ business-api.tiktok.com. TikTok answers HTTP 200 and puts the result in the body
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import orjson
 
-from eventrelay.destinations.base import BuildContext, EventRecord
-from eventrelay.destinations.tiktok import TiktokSettings, destination
 from eventrelay.settings import Settings
-from eventrelay.timeutil import parse_iso
 from tests.support.sink import Received
-from tests.support.vendor import vendor_run
+from tests.support.vendor import build, purchase, tracks, vendor_run
 
 CONFIG = {"pixel_id": "CABCDE1234567890", "access_token": "tt-secret-token"}
-PURCHASE: dict[str, Any] = {
-    "userId": "u-1",
-    "event": "Order Completed",
-    "properties": {"order_id": "O-1", "revenue": 10.5, "currency": "USD"},
-    "context": {
-        "userAgent": "UA",
-        "ip": "203.0.113.5",
-        "page": {"url": "https://shop.example.com/thanks?ttclid=TT-CLICK"},
-        "traits": {"email": "Ada@Example.com", "phone": "+1 (650) 555-1234"},
-    },
-}
+PURCHASE = purchase(
+    page={"url": "https://shop.example.com/thanks?ttclid=TT-CLICK"},
+    traits={"email": "Ada@Example.com", "phone": "+1 (650) 555-1234"},
+)
 
 
 def answer(code: int, message: str = "OK") -> bytes:
     return orjson.dumps({"code": code, "message": message, "request_id": "req-1", "data": {}})
-
-
-async def _successes(pipe: Any, integration_id: str, count: int) -> bool:
-    return bool((await pipe.metrics(integration_id))["successes"] == count)
 
 
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
@@ -67,7 +52,7 @@ async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> N
         assert event["page"] == {"url": "https://shop.example.com/thanks?ttclid=TT-CLICK"}
         assert event["properties"] == {"currency": "USD", "value": 10.5, "order_id": "O-1"}
         assert event["limited_data_use"] is False
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_rate_limit_and_internal_error_codes_are_retried(settings: Settings) -> None:
@@ -86,7 +71,7 @@ async def test_rate_limit_and_internal_error_codes_are_retried(settings: Setting
         await run.vendor.wait_for(lambda: len(run.vendor.requests) == 3)
         ids = {r.json()["data"][0]["event_id"] for r in run.vendor.requests}
         assert len(ids) == 1  # the dedup id is stable across retries
-        await run.pipe.eventually(lambda: _successes(run.pipe, run.integration["id"], 1))
+        await run.wait_metrics(successes=1)
 
 
 async def test_auth_code_in_a_200_puts_the_integration_in_error(settings: Settings) -> None:
@@ -109,18 +94,8 @@ async def test_one_bad_event_does_not_block_the_batch(settings: Settings) -> Non
             return 200, {}, answer(0)
 
         run.vendor.responder = respond
-        batch = [
-            {"type": "track", "userId": "u", "event": name, "context": {"userAgent": "UA"}}
-            for name in ("Good One", "Broken", "Good Two")
-        ]
-        r = await run.pipe.ingest("/v1/batch", run.source["write_key"], {"batch": batch})
-        assert r.status_code == 200
-
-        async def settled() -> Any:
-            m = await run.pipe.metrics(run.integration["id"])
-            return m if m["successes"] == 2 and m["discarded"] == 1 else None
-
-        m = await run.pipe.eventually(settled)
+        await run.send_batch(tracks("Good One", "Broken", "Good Two", userAgent="UA"))
+        m = await run.wait_metrics(successes=2, discarded=1)
         assert m["discarded.tiktok_40000"] == 1
 
 
@@ -128,7 +103,7 @@ async def test_admin_test_call_sends_the_test_event_code(settings: Settings) -> 
     config = {**CONFIG, "test_event_code": "TEST12345"}
     async with vendor_run(settings, "tiktok", config) as run:
         run.vendor.body = answer(0)
-        r = await run.pipe.api.post(f"/v1/admin/integrations/{run.integration['id']}/test")
+        r = await run.admin_test()
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
         assert r.json()["results"][0]["request"]["headers"]["Access-Token"] == "***"
@@ -138,15 +113,11 @@ async def test_admin_test_call_sends_the_test_event_code(settings: Settings) -> 
 
 
 def test_batches_are_cut_at_1000_events() -> None:
-    settings = TiktokSettings.model_validate(CONFIG)
-    records = [
-        EventRecord.from_event(
-            {"type": "track", "event": "Demo", "userId": "u", "messageId": f"m-{i}"}
-        )
+    events = [
+        {"type": "track", "event": "Demo", "userId": "u", "messageId": f"m-{i}"}
         for i in range(1001)
     ]
-    ctx = BuildContext(now=parse_iso("2026-11-25T12:00:00Z"))
-    built = destination.build(records, settings, ctx)
+    built = build("tiktok", CONFIG, events)
     assert [len(r.event_indices) for r in built.requests] == [1000, 1]
     assert built.requests[1].event_indices == (1000,)
     assert orjson.loads(built.requests[1].body or b"")["data"][0]["event_id"] == "m-1000"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
@@ -90,6 +90,61 @@ class BuildResult:
     requests: list[HttpRequest] = field(default_factory=list)
     # Events that will not be sent, by index, with the reason (e.g. "unmapped").
     skipped: dict[int, str] = field(default_factory=dict)
+
+
+Item = dict[str, Any]
+
+
+def collect(
+    events: Sequence[EventRecord],
+    item: Callable[[EventRecord], Item | str],
+    types: tuple[str, ...],
+) -> tuple[BuildResult, list[tuple[int, Item]]]:
+    """The usual first half of `build`: events whose type is not in `types` are skipped as
+    "unsupported_type"; `item` turns each other event into the entry to send, or returns the
+    reason it is skipped. Returns the result (skips so far) and the (index, entry) pairs."""
+    result = BuildResult()
+    items: list[tuple[int, Item]] = []
+    for index, record in enumerate(events):
+        built = item(record) if record.data.get("type") in types else "unsupported_type"
+        if isinstance(built, str):
+            result.skipped[index] = built
+        else:
+            items.append((index, built))
+    return result, items
+
+
+def _data(entries: list[Item]) -> Any:
+    return {"data": entries}
+
+
+def json_requests(
+    url: str,
+    headers: Mapping[str, str],
+    items: Sequence[tuple[int, Item]],
+    size: int,
+    body: Callable[[list[Item]], Any] = _data,
+) -> list[HttpRequest]:
+    """The usual second half of `build`: POST the entries as JSON, at most `size` a request,
+    each request's body `body(entries)` ({"data": entries} unless told otherwise)."""
+    headers = {"Content-Type": "application/json", **headers}
+    requests: list[HttpRequest] = []
+    for start in range(0, len(items), size):
+        chunk = items[start : start + size]
+        requests.append(
+            HttpRequest(
+                "POST",
+                url,
+                headers,
+                orjson.dumps(body([entry for _, entry in chunk])),
+                tuple(index for index, _ in chunk),
+            )
+        )
+    return requests
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,15 +229,53 @@ class Destination:
 
     # --- OAuth (vendors whose settings hold a refresh token) ---------------------------------
 
+    # The vendor's token endpoint (operators may redirect it as "<type>.oauth"), and the
+    # lifetime assumed when its answer gives none.
+    token_url: ClassVar[str | None] = None
+    token_lifetime: ClassVar[float] = 3600.0
+
+    def refresh_credentials(self, settings: VendorSettings) -> tuple[str, str, str] | None:
+        """(client_id, client_secret, refresh_token) when access tokens come from the OAuth
+        refresh-token grant; None when the vendor takes the stored token directly."""
+        return None
+
     def token_request(self, settings: VendorSettings, ctx: BuildContext) -> HttpRequest | None:
         """The request exchanging stored credentials for an access token, or None when the
         vendor takes the stored token directly. The delivery layer sends it, caches the token
-        until it expires and refreshes once when the vendor answers 401."""
-        return None
+        until it expires and refreshes once when the vendor answers 401. Default: the
+        refresh-token grant (RFC 6749 section 6) at `token_url`."""
+        credentials = self.refresh_credentials(settings)
+        if credentials is None or self.token_url is None:
+            return None
+        from urllib.parse import urlencode
+
+        client_id, client_secret, refresh_token = credentials
+        form = urlencode(
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": refresh_token,
+                "client_id": client_id,
+                "client_secret": client_secret,
+            }
+        )
+        return HttpRequest(
+            "POST",
+            ctx.url(self.token_url, "oauth"),
+            {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            form.encode(),
+            (),
+        )
 
     def parse_token(self, response: HttpResponse) -> tuple[str, float]:
-        """(access token, lifetime in seconds) from the token endpoint's answer."""
-        raise NotImplementedError
+        """(access token, lifetime in seconds) from the token endpoint's answer (RFC 6749
+        section 5.1; `token_lifetime` without an `expires_in`). Raises KeyError, ValueError or
+        TypeError when it holds no token."""
+        data = orjson.loads(response.body)
+        token = data["access_token"]
+        if not isinstance(token, str) or not token:
+            raise ValueError("no access_token")
+        lifetime = data.get("expires_in")
+        return token, float(lifetime) if lifetime else self.token_lifetime
 
     # --- admin "test" --------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
 
 from eventrelay.destinations.base import HttpResponse, Outcome, OutcomeKind
 from eventrelay.timeutil import utcnow
@@ -46,15 +49,32 @@ def body_text(response: HttpResponse, limit: int = MAX_MESSAGE) -> str:
     return text or f"HTTP {response.status}"
 
 
-def classify_status(response: HttpResponse) -> Outcome:
+def json_body(response: HttpResponse) -> Any:
+    """The response body as JSON, or None when it is not JSON."""
+    try:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def classify_status(
+    response: HttpResponse, reason: str | None = None, message: str | None = None
+) -> Outcome:
+    """The outcome the HTTP status alone decides. `reason` and `message` replace the defaults
+    (`http_<status>` and the body text) when the vendor's body says more."""
     status = response.status
     if 200 <= status < 300:
         return Outcome(OutcomeKind.SUCCESS)
-    message = body_text(response)
+    reason = reason or f"http_{status}"
+    message = message or body_text(response)
     if status in (401, 403):
-        return Outcome(OutcomeKind.AUTH, f"http_{status}", message)
+        return Outcome(OutcomeKind.AUTH, reason, message)
     if status == 408 or status == 429 or (status >= 500 and status != 501) or 300 <= status < 400:
-        return Outcome(
-            OutcomeKind.RETRY, f"http_{status}", message, retry_after_seconds(response.headers)
-        )
-    return Outcome(OutcomeKind.DROP, f"http_{status}", message)
+        return Outcome(OutcomeKind.RETRY, reason, message, retry_after_seconds(response.headers))
+    return Outcome(OutcomeKind.DROP, reason, message)
+
+
+def refused(count: int, reason: str, message: str | None) -> Outcome:
+    """A request refused for something in its events without naming which: a batch is split
+    (the worker bisects it to find the bad event), a lone event is dropped."""
+    return Outcome(OutcomeKind.SPLIT if count > 1 else OutcomeKind.DROP, reason, message)

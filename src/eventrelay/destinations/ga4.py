@@ -34,6 +34,7 @@ from eventrelay.destinations.base import (
 from eventrelay.destinations.classify import classify_status
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import whole
 from eventrelay.destinations.common.paths import get, text
 from eventrelay.destinations.fields import EventMapping, Secret
 
@@ -121,9 +122,6 @@ NOT_PARAMS = frozenset(
     }
 )
 _NOT_NAME_CHAR = re.compile(r"[^a-z0-9]+")
-_SYMBOLS = re.compile(r"[^\w\s]|_", re.UNICODE)
-_SYMBOLS_DIGITS = re.compile(r"[^\w\s]|[\d_]", re.UNICODE)
-_SPACES = re.compile(r"\s+")
 
 
 def _check_event_name(name: str) -> str:
@@ -167,62 +165,19 @@ class Ga4Settings(VendorSettings):
 # --- user data ---------------------------------------------------------------------------------
 
 
-def _street(text_: str) -> str | None:
-    """Reference 1.4: street is hashed after removing symbols, lower-casing and trimming.
-    (pii has no street rule: it belongs there, see the report.)"""
-    value = _SPACES.sub(" ", _SYMBOLS.sub("", text_.strip().lower())).strip()
-    return value or None
-
-
-def _place(value: str | None) -> str | None:
-    """City and region are sent in clear; normalised like the hashed parts (lower case, no
-    digits or symbols, trimmed) [unverified: the reference only says they are not hashed]."""
-    if not value:
-        return None
-    cleaned = _SPACES.sub(" ", _SYMBOLS_DIGITS.sub("", value.strip().lower())).strip()
-    return cleaned or None
-
-
 def user_data(event: Mapping[str, Any]) -> dict[str, Any]:
-    """user_data per reference 1.4: email, phone, names and street hashed (Google's rules),
-    city/region/postal code/country in clear. The address parts go in one `address[]` entry
-    [unverified: the reference lists the fields, not the array holding them]."""
-    data: dict[str, Any] = {}
-    email = pii.hash_value(seg.user_field(event, "email"), pii.email_google)
-    if email:
-        data["sha256_email_address"] = [email]
-    phone = pii.hash_value(seg.user_field(event, "phone"), pii.phone_e164)
-    if phone:
-        data["sha256_phone_number"] = [phone]
-    country = seg.address_field(event, "country")
-    postal = seg.address_field(event, "postal_code")
-    address = {
-        "sha256_first_name": pii.hash_value(
-            seg.user_field(event, "first_name", "firstName"), pii.name_letters
-        ),
-        "sha256_last_name": pii.hash_value(
-            seg.user_field(event, "last_name", "lastName"), pii.name_letters
-        ),
-        "sha256_street": pii.hash_value(seg.address_field(event, "street"), _street),
-        "city": _place(seg.address_field(event, "city")),
-        "region": _place(seg.address_field(event, "state")),
-        "postal_code": postal,
-        # ISO 3166-1 alpha-2, upper case as the standard writes it [unverified: case].
-        "country": (pii.unhashed_country(country) or "").upper() or None,
-    }
-    address = {k: v for k, v in address.items() if v}
+    """user_data per reference 1.4, by `pii.GA4*`: email, phone, names and street hashed
+    (Google's rules), city/region/postal code/country in clear. The address parts go in one
+    `address[]` entry [unverified: the reference lists the fields, not the array holding them]."""
+    read = seg.attributes(event)
+    data = pii.GA4.apply(read, arrays=True)
+    address = pii.GA4_ADDRESS.apply(read)
     if address:
         data["address"] = [address]
     return data
 
 
 # --- event params ------------------------------------------------------------------------------
-
-
-def _whole(number: float | None) -> float | int | None:
-    if number is None:
-        return None
-    return int(number) if float(number).is_integer() else number
 
 
 def _items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -232,7 +187,7 @@ def _items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
             "item_id": product.id,
             "item_name": product.name,
             "price": product.price,
-            "quantity": _whole(product.quantity),
+            "quantity": whole(product.quantity),
             "item_category": product.category,
             "item_brand": product.brand,
             "item_variant": product.variant,

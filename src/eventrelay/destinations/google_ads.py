@@ -16,9 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
-import orjson
 from pydantic import Field, field_validator
 
 from eventrelay.destinations.base import (
@@ -28,11 +26,20 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    bearer,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status, retry_after_seconds
+from eventrelay.destinations.classify import (
+    body_text,
+    classify_status,
+    json_body,
+    retry_after_seconds,
+)
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
 from eventrelay.destinations.fields import EventMapping, NonEmpty, Secret
@@ -114,14 +121,8 @@ def conversion_time(event: Mapping[str, Any], ctx: BuildContext) -> str:
 def user_identifiers(event: Mapping[str, Any]) -> list[dict[str, str]]:
     """hashedEmail and hashedPhoneNumber, one per UserIdentifier: the only identifiers a click
     conversion upload takes (reference 3.2), normalised by Google's rules (3.4)."""
-    out = []
-    email = pii.hash_value(seg.user_field(event, "email"), pii.email_google)
-    if email:
-        out.append({"hashedEmail": email})
-    phone = pii.hash_value(seg.user_field(event, "phone"), pii.phone_e164)
-    if phone:
-        out.append({"hashedPhoneNumber": phone})
-    return out
+    found = pii.GOOGLE_ADS.apply(seg.attributes(event))
+    return [{field: value} for field, value in found.items()]
 
 
 def click_id(event: Mapping[str, Any]) -> dict[str, str]:
@@ -145,34 +146,19 @@ class GoogleAds(Destination):
     default_consent = ("advertising",)
     max_batch = MAX_CONVERSIONS
     delivers = True
+    token_url = TOKEN_URL
+    token_lifetime = DEFAULT_TOKEN_LIFETIME
 
     # --- OAuth ---------------------------------------------------------------------------------
 
-    def token_request(self, settings: VendorSettings, ctx: BuildContext) -> HttpRequest | None:
+    def refresh_credentials(self, settings: VendorSettings) -> tuple[str, str, str]:
         assert isinstance(settings, GoogleAdsSettings)
         credentials = settings.oauth_credentials
-        form = urlencode(
-            {
-                "grant_type": "refresh_token",
-                "refresh_token": credentials.refresh_token.get_secret_value(),
-                "client_id": credentials.client_id,
-                "client_secret": credentials.client_secret.get_secret_value(),
-            }
+        return (
+            credentials.client_id,
+            credentials.client_secret.get_secret_value(),
+            credentials.refresh_token.get_secret_value(),
         )
-        return HttpRequest(
-            "POST",
-            ctx.url(TOKEN_URL, "oauth"),
-            {"Content-Type": "application/x-www-form-urlencoded"},
-            form.encode(),
-            (),
-        )
-
-    def parse_token(self, response: HttpResponse) -> tuple[str, float]:
-        data = orjson.loads(response.body)
-        token = data["access_token"]
-        if not isinstance(token, str) or not token:
-            raise ValueError("no access_token")
-        return token, float(data.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
 
     # --- build ---------------------------------------------------------------------------------
 
@@ -183,10 +169,7 @@ class GoogleAds(Destination):
         )
 
     def headers(self, settings: GoogleAdsSettings, ctx: BuildContext) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {ctx.access_token or ''}",
-        }
+        headers = bearer(ctx.access_token or "")
         if settings.login_customer_id:
             headers["login-customer-id"] = _digits(settings.login_customer_id)
         if settings.developer_token:
@@ -194,16 +177,22 @@ class GoogleAds(Destination):
         return headers
 
     def conversion(
-        self, record: EventRecord, action_id: str, settings: GoogleAdsSettings, ctx: BuildContext
-    ) -> dict[str, Any] | None:
+        self, record: EventRecord, settings: GoogleAdsSettings, ctx: BuildContext
+    ) -> Item | str:
+        """One conversion, or the reason the event is skipped."""
         event = record.data
+        action = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping, custom_events=False)
+        if not action:
+            return "unmapped"
+        if action == DEFAULT_ACTION:
+            action = settings.conversion_action_id
         identifiers = user_identifiers(event)
         click = click_id(event)
         if not click and not identifiers:
-            return None  # nothing Google could attribute the conversion to
+            return "missing_identifier"  # nothing Google could attribute the conversion to
         customer = _digits(settings.customer_id)
-        item: dict[str, Any] = {
-            "conversionAction": f"customers/{customer}/conversionActions/{action_id}",
+        item: Item = {
+            "conversionAction": f"customers/{customer}/conversionActions/{action}",
             "conversionDateTime": conversion_time(event, ctx),
             **click,
             # The dedup key: the order id, else the event's messageId, both stable across
@@ -231,50 +220,27 @@ class GoogleAds(Destination):
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, GoogleAdsSettings)
-        result = BuildResult()
-        conversions: list[tuple[int, dict[str, Any]]] = []
-        for index, record in enumerate(events):
-            event = record.data
-            if event.get("type") not in ("track", "page"):
-                result.skipped[index] = "unsupported_type"
-                continue
-            action = seg.map_event(
-                event, DEFAULT_EVENTS, settings.event_mapping, custom_events=False
-            )
-            if not action:
-                result.skipped[index] = "unmapped"
-                continue
-            if action == DEFAULT_ACTION:
-                action = settings.conversion_action_id
-            item = self.conversion(record, action, settings, ctx)
-            if item is None:
-                result.skipped[index] = "missing_identifier"
-                continue
-            conversions.append((index, item))
-
-        url, headers = self.url(settings, ctx), self.headers(settings, ctx)
-        for start in range(0, len(conversions), MAX_CONVERSIONS):
-            chunk = conversions[start : start + MAX_CONVERSIONS]
-            body = {
-                "conversions": [item for _, item in chunk],
+        result, items = collect(
+            events, lambda record: self.conversion(record, settings, ctx), ("track", "page")
+        )
+        result.requests = json_requests(
+            self.url(settings, ctx),
+            self.headers(settings, ctx),
+            items,
+            MAX_CONVERSIONS,
+            lambda conversions: {
+                "conversions": conversions,
                 "partialFailure": True,  # required (PARTIAL_FAILURE_MODE_REQUIRED otherwise)
                 "validateOnly": ctx.test_mode,  # the admin test call: validated, not executed
-            }
-            result.requests.append(
-                HttpRequest(
-                    "POST", url, headers, orjson.dumps(body), tuple(index for index, _ in chunk)
-                )
-            )
+            },
+        )
         return result
 
     # --- classify ------------------------------------------------------------------------------
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         count = len(request.event_indices)
-        try:
-            data = orjson.loads(response.body) if response.body else {}
-        except orjson.JSONDecodeError:
-            data = None
+        data = json_body(response) if response.body else {}
         if not isinstance(data, dict):
             return [classify_status(response)]
         if 200 <= response.status < 300:

@@ -14,9 +14,7 @@ refresh_token the delivery layer exchanges the refresh token for access tokens i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Annotated, Any, Self
-from urllib.parse import urlencode
 
 import orjson
 from pydantic import Field, model_validator
@@ -28,13 +26,17 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    bearer,
+    collect,
 )
-from eventrelay.destinations.classify import body_text, classify_status
+from eventrelay.destinations.classify import body_text, classify_status, json_body
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import decimal_string
 from eventrelay.destinations.common.paths import text, user_paths
 from eventrelay.destinations.fields import Secret
 
@@ -118,19 +120,9 @@ class LinkedinSettings(VendorSettings):
         return self
 
 
-def _amount(value: float) -> str:
-    """A decimal string as LinkedIn wants it ("59.98", "10"): no float noise, no exponent."""
-    formatted = format(Decimal(repr(value)), "f")
-    if "." in formatted:
-        formatted = formatted.rstrip("0").rstrip(".")
-    return formatted or "0"
-
-
 def user_ids(event: Mapping[str, Any]) -> list[dict[str, str]]:
-    ids: list[dict[str, str]] = []
-    email = pii.hash_value(seg.user_field(event, "email"), pii.email)
-    if email:
-        ids.append({"idType": "SHA256_EMAIL", "idValue": email})
+    hashed = pii.LINKEDIN.apply(seg.attributes(event))
+    ids = [{"idType": id_type, "idValue": value} for id_type, value in hashed.items()]
     # li_fat_id: properties, context.campaign, traits or the landing URL; kept exactly as found.
     fat_id = seg.click_id(event, "li_fat_id")
     if fat_id:
@@ -142,12 +134,10 @@ def user_info(event: Mapping[str, Any]) -> dict[str, str] | None:
     """Names, company, job title, country in clear text. Only with a first and a last name:
     that pair is what identifies someone (reference 7.2); company or title alone match
     nobody. [unverified] whether LinkedIn accepts a userInfo without names."""
-    first = seg.user_field(event, "first_name", "firstName")
-    last = seg.user_field(event, "last_name", "lastName")
+    first = seg.attribute(event, "first_name")
+    last = seg.attribute(event, "last_name")
     if not (first and last):
         return None
-    country = seg.address_field(event, "country")
-    code = pii.country_code(country) if country else None
     info = {
         "firstName": first,
         "lastName": last,
@@ -159,7 +149,7 @@ def user_info(event: Mapping[str, Any]) -> dict[str, str] | None:
         "title": text(
             event, *user_paths("job_title", "jobTitle"), "traits.title", "context.traits.title"
         ),
-        "countryCode": code.upper() if code else None,
+        **pii.LINKEDIN_USER_INFO.apply(seg.attributes(event)),
     }
     return {k: v for k, v in info.items() if v}
 
@@ -175,7 +165,7 @@ def conversion(
     if value is not None:
         item["conversionValue"] = {
             "currencyCode": seg.currency(event) or DEFAULT_CURRENCY,
-            "amount": _amount(value),  # a string, per the API
+            "amount": decimal_string(value),  # a string, per the API
         }
     # The messageId: the same on every retry of this event. LinkedIn dedups on eventId
     # (against an Insight Tag event with the same id, reference 7.2).
@@ -186,13 +176,6 @@ def conversion(
         user["userInfo"] = info
     item["user"] = user
     return item
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _message(payload: Any) -> str | None:
@@ -245,59 +228,58 @@ class Linkedin(Destination):
     default_consent = ("advertising",)
     max_batch = 5000  # [impl] Segment's and Salesforce's batch size; not in LinkedIn's docs
     delivers = True
+    token_url = TOKEN_URL
+    token_lifetime = DEFAULT_TOKEN_LIFETIME
 
     def _headers(self, settings: LinkedinSettings, ctx: BuildContext) -> dict[str, str]:
         token = ctx.access_token or settings.access_token.get_secret_value()
         return {
-            "Authorization": f"Bearer {token}",
+            **bearer(token),
             "LinkedIn-Version": settings.api_version,
             "X-Restli-Protocol-Version": "2.0.0",
         }
+
+    def item(self, record: EventRecord, settings: LinkedinSettings, now_ms: int) -> Item | str:
+        """One conversion event, or the reason the event is skipped."""
+        event = record.data
+        # No defaults: a rule id exists only in the operator's ad account.
+        rule = seg.map_event(event, {}, settings.conversion_rules, custom_events=False)
+        if not rule:
+            return "unmapped"
+        happened = seg.timestamp_ms(event) or now_ms
+        if now_ms - happened > MAX_AGE_MS:
+            return "too_old"
+        item = conversion(event, rule, record.message_id, happened)
+        if not item["user"]["userIds"] and "userInfo" not in item["user"]:
+            return "missing_identifier"  # LinkedIn cannot match it
+        return item
 
     def build(
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, LinkedinSettings)
-        result = BuildResult()
         now_ms = int(ctx.now.timestamp() * 1000)
-        elements: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            event = record.data
-            if event.get("type") not in SUPPORTED_TYPES:
-                result.skipped[index] = "unsupported_type"
-                continue
-            # No defaults: a rule id exists only in the operator's ad account.
-            rule = seg.map_event(event, {}, settings.conversion_rules, custom_events=False)
-            if not rule:
-                result.skipped[index] = "unmapped"
-                continue
-            happened = seg.timestamp_ms(event) or now_ms
-            if now_ms - happened > MAX_AGE_MS:
-                result.skipped[index] = "too_old"
-                continue
-            item = conversion(event, rule, record.message_id, happened)
-            if not item["user"]["userIds"] and "userInfo" not in item["user"]:
-                result.skipped[index] = "missing_identifier"  # LinkedIn cannot match it
-                continue
-            elements.append(item)
-            indices.append(index)
-        if not elements:
+        result, items = collect(
+            events, lambda record: self.item(record, settings, now_ms), SUPPORTED_TYPES
+        )
+        if not items:
             return result
         headers = {**self._headers(settings, ctx), "Content-Type": "application/json"}
-        if len(elements) == 1:
-            body: Any = elements[0]
+        body: Any
+        if len(items) == 1:
+            body = items[0][1]  # one event: the plain object (201)
         else:
             headers["X-RestLi-Method"] = "BATCH_CREATE"
-            body = {"elements": elements}
+            body = {"elements": [element for _, element in items]}
+        indices = tuple(index for index, _ in items)
         result.requests.append(
-            HttpRequest("POST", ctx.url(EVENTS_URL), headers, orjson.dumps(body), tuple(indices))
+            HttpRequest("POST", ctx.url(EVENTS_URL), headers, orjson.dumps(body), indices)
         )
         return result
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         status = response.status
-        payload = _json(response.body)
+        payload = json_body(response)
         batch = _is_batch(request)
         if 200 <= status < 300:
             elements = payload.get("elements") if isinstance(payload, dict) else None
@@ -318,38 +300,19 @@ class Linkedin(Destination):
             return [Outcome(OutcomeKind.SPLIT, f"http_{status}", message)]
         # 401 -> AUTH (the worker refreshes once), 403 -> AUTH, 429/5xx -> retry with
         # Retry-After, other 4xx -> drop: the shared classifier, with LinkedIn's message.
-        default = classify_status(response)
-        return [Outcome(default.kind, default.reason, message, default.retry_after)]
+        return [classify_status(response, message=message)]
 
     # --- OAuth -----------------------------------------------------------------------------
 
-    def token_request(self, settings: VendorSettings, ctx: BuildContext) -> HttpRequest | None:
+    def refresh_credentials(self, settings: VendorSettings) -> tuple[str, str, str] | None:
         assert isinstance(settings, LinkedinSettings)
         if not (settings.client_id and settings.client_secret and settings.refresh_token):
             return None  # the stored access token is used as is
-        form = urlencode(
-            {
-                "grant_type": "refresh_token",
-                "refresh_token": settings.refresh_token.get_secret_value(),
-                "client_id": settings.client_id,
-                "client_secret": settings.client_secret.get_secret_value(),
-            }
+        return (
+            settings.client_id,
+            settings.client_secret.get_secret_value(),
+            settings.refresh_token.get_secret_value(),
         )
-        return HttpRequest(
-            "POST",
-            ctx.url(TOKEN_URL, "oauth"),
-            {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            form.encode(),
-            (),
-        )
-
-    def parse_token(self, response: HttpResponse) -> tuple[str, float]:
-        data = orjson.loads(response.body)
-        token = data["access_token"]
-        if not isinstance(token, str) or not token:
-            raise ValueError("no access_token")
-        lifetime = data.get("expires_in")
-        return token, float(lifetime) if lifetime is not None else DEFAULT_TOKEN_LIFETIME
 
     # --- admin "test" ----------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field
 
 from eventrelay.destinations.base import (
@@ -21,18 +20,31 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    bearer,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status, retry_after_seconds
+from eventrelay.destinations.classify import (
+    body_text,
+    classify_status,
+    json_body,
+    refused,
+    retry_after_seconds,
+)
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
 from eventrelay.destinations.common.paths import text
 from eventrelay.destinations.fields import EventMapping, Secret
 
 BASE_URL = "https://graph.facebook.com"
-MAX_AGE_SECONDS = 7 * 24 * 3600  # Meta refuses the whole request if one event is older
+# Meta refuses the whole request if one event is older: 7 days, 62 for physical_store events
+# (reference 2.2).
+MAX_AGE_SECONDS = 7 * 24 * 3600
+MAX_AGE_SECONDS_BY_SOURCE = {"physical_store": 62 * 24 * 3600}
 
 # Segment e-commerce spec -> Meta standard events (Segment presets; Signed Up is the natural
 # CompleteRegistration, which Segment has no preset for).
@@ -92,28 +104,10 @@ class MetaCapiSettings(VendorSettings):
     ] = None
 
 
-def _hashed_list(field: str, *values: str | None) -> list[str] | None:
-    hashed = [h for v in values if (h := pii.meta_hash(field, v))]
-    return list(dict.fromkeys(hashed)) or None
-
-
 def user_data(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
-    country = seg.address_field(event, "country")
+    """Hashed by `pii.META` (arrays); IP, user agent, fbc and fbp in clear."""
     data: dict[str, Any] = {
-        "em": _hashed_list("em", seg.user_field(event, "email")),
-        "ph": _hashed_list("ph", seg.user_field(event, "phone")),
-        "fn": _hashed_list("fn", seg.user_field(event, "first_name", "firstName")),
-        "ln": _hashed_list("ln", seg.user_field(event, "last_name", "lastName")),
-        "ge": _hashed_list("ge", pii.gender(seg.user_field(event, "gender") or "")),
-        "db": _hashed_list(
-            "db", pii.birthdate(seg.user_field(event, "birthday", "birthdate") or "")
-        ),
-        "ct": _hashed_list("ct", seg.address_field(event, "city")),
-        "st": _hashed_list("st", seg.address_field(event, "state")),
-        "zp": _hashed_list("zp", seg.address_field(event, "postal_code")),
-        # Meta wants ISO codes; a country name is turned into one first.
-        "country": _hashed_list("country", pii.country_code(country) if country else None),
-        "external_id": _hashed_list("external_id", seg.user_id(event), seg.anonymous_id(event)),
+        **pii.META.apply(seg.attributes(event), arrays=True),
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
         "fbc": _fbc(event, now_ms),
@@ -181,77 +175,63 @@ class MetaCapi(Destination):
     def url(self, settings: MetaCapiSettings, ctx: BuildContext) -> str:
         return ctx.url(f"{BASE_URL}/{settings.api_version}/{settings.pixel_id}/events")
 
+    def item(self, record: EventRecord, settings: MetaCapiSettings, now_ms: int) -> Item | str:
+        """One `data` entry, or the reason the event is skipped."""
+        event = record.data
+        name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping)
+        if not name:
+            return "unmapped"
+        source = text(event, "properties.action_source")
+        action_source = source if source in ACTION_SOURCES else settings.action_source
+        event_time = seg.timestamp_seconds(event) or now_ms // 1000
+        max_age = MAX_AGE_SECONDS_BY_SOURCE.get(action_source, MAX_AGE_SECONDS)
+        if now_ms // 1000 - event_time > max_age:
+            return "too_old"  # one old event would fail the whole batch
+        users = user_data(event, now_ms)
+        if action_source == "website" and "client_user_agent" not in users:
+            return "missing_user_agent"  # required for website events
+        item: Item = {
+            "event_name": name,
+            "event_time": event_time,
+            "event_id": record.message_id,
+            "action_source": action_source,
+            "user_data": users,
+        }
+        url = seg.page_url(event)
+        if url:
+            item["event_source_url"] = url
+        custom = custom_data(event, name)
+        if custom:
+            item["custom_data"] = custom
+        if seg.limited_data_use(event):
+            item["data_processing_options"] = ["LDU"]
+            item["data_processing_options_country"] = 0
+            item["data_processing_options_state"] = 0
+        return item
+
     def build(
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, MetaCapiSettings)
-        result = BuildResult()
         now_ms = int(ctx.now.timestamp() * 1000)
-        data: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            event = record.data
-            if event.get("type") not in ("track", "page"):
-                result.skipped[index] = "unsupported_type"
-                continue
-            name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping)
-            if not name:
-                result.skipped[index] = "unmapped"
-                continue
-            event_time = seg.timestamp_seconds(event) or now_ms // 1000
-            if now_ms // 1000 - event_time > MAX_AGE_SECONDS:
-                result.skipped[index] = "too_old"  # one old event would fail the whole batch
-                continue
-            source = text(event, "properties.action_source")
-            action_source = source if source in ACTION_SOURCES else settings.action_source
-            users = user_data(event, now_ms)
-            if action_source == "website" and "client_user_agent" not in users:
-                result.skipped[index] = "missing_user_agent"  # required for website events
-                continue
-            item: dict[str, Any] = {
-                "event_name": name,
-                "event_time": event_time,
-                "event_id": record.message_id,
-                "action_source": action_source,
-                "user_data": users,
-            }
-            url = seg.page_url(event)
-            if url:
-                item["event_source_url"] = url
-            custom = custom_data(event, name)
-            if custom:
-                item["custom_data"] = custom
-            if seg.limited_data_use(event):
-                item["data_processing_options"] = ["LDU"]
-                item["data_processing_options_country"] = 0
-                item["data_processing_options_state"] = 0
-            data.append(item)
-            indices.append(index)
-        if data:
-            body: dict[str, Any] = {"data": data}
-            if ctx.test_mode:
-                body["test_event_code"] = settings.test_event_code or "TEST00000"
-            result.requests.append(
-                HttpRequest(
-                    "POST",
-                    self.url(settings, ctx),
-                    {
-                        "Content-Type": "application/json",
-                        "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
-                    },
-                    orjson.dumps(body),
-                    tuple(indices),
-                )
-            )
+        result, items = collect(
+            events, lambda record: self.item(record, settings, now_ms), ("track", "page")
+        )
+        test = {"test_event_code": settings.test_event_code or "TEST00000"} if ctx.test_mode else {}
+        result.requests = json_requests(
+            self.url(settings, ctx),
+            bearer(settings.access_token.get_secret_value()),
+            items,
+            self.max_batch,
+            lambda data: {"data": data, **test},
+        )
         return result
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         if 200 <= response.status < 300:
             return [Outcome(OutcomeKind.SUCCESS)]
-        try:
-            error = orjson.loads(response.body).get("error") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            error = {}
+        answer = json_body(response)
+        error = (answer.get("error") or {}) if isinstance(answer, dict) else {}
         if not isinstance(error, dict) or "code" not in error:
             return [classify_status(response)]
         code = error.get("code")
@@ -265,9 +245,9 @@ class MetaCapi(Destination):
             ]
         if code in AUTH_CODES or response.status in (401, 403):
             return [Outcome(OutcomeKind.AUTH, reason, message)]
-        if code == 100 and len(request.event_indices) > 1:
-            # One bad event refuses the whole batch: split it to find that event.
-            return [Outcome(OutcomeKind.SPLIT, reason, message)]
+        if code == 100:
+            # An invalid parameter: one bad event refuses the whole batch, split it to find it.
+            return [refused(len(request.event_indices), reason, message)]
         return [Outcome(OutcomeKind.DROP, reason, message)]
 
 

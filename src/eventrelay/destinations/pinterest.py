@@ -8,12 +8,9 @@ event (200 with `events[i].status == "failed"`), so one bad event never holds up
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import AfterValidator, Field
 
 from eventrelay.destinations.base import (
@@ -23,13 +20,18 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    bearer,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status
+from eventrelay.destinations.classify import body_text, classify_status, json_body, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import decimal_string
 from eventrelay.destinations.common.paths import get, text
 from eventrelay.destinations.fields import EventMapping, Secret
 
@@ -80,8 +82,6 @@ EVENT_NAMES = frozenset(
 )
 ACTION_SOURCES = ("web", "app_android", "app_ios", "offline")
 SUPPORTED_TYPES = ("track", "page", "screen")
-_ZIP = re.compile(r"^[0-9]+$")
-_WHITESPACE = re.compile(r"\s")
 
 
 def _check_mapping(mapping: dict[str, str]) -> dict[str, str]:
@@ -109,52 +109,13 @@ class PinterestSettings(VendorSettings):
 
 
 # --- user_data -------------------------------------------------------------------------------
-# Pinterest-specific rules built on the shared ones (reference 5.4).
-
-
-def _gender(value: str) -> str | None:
-    # Pinterest also takes `n` (non-binary), which the shared rule does not produce.
-    if value.strip().lower() in ("n", "non-binary", "nonbinary"):
-        return "n"
-    return pii.gender(value)
-
-
-def _state(value: str) -> str | None:
-    # "2-letter lowercase": anything else would be a hash Pinterest can never match.
-    code = pii.alnum_lower(value)
-    return code if code and len(code) == 2 and code.isalpha() else None
-
-
-def _zip(value: str) -> str | None:
-    # "digits" (reference 5.4). A US ZIP+4 keeps its 5-digit ZIP, and a postcode with letters,
-    # which cannot be written in digits, is left out: our reading of the rule [unverified].
-    head = _WHITESPACE.sub("", value.split("-", 1)[0])
-    return head if _ZIP.match(head) else None
-
-
-def _hashed(rule: pii.Rule, *values: str | None) -> list[str] | None:
-    hashed = [h for v in values if (h := pii.hash_value(v, rule))]
-    return list(dict.fromkeys(hashed)) or None
 
 
 def user_data(event: dict[str, Any]) -> dict[str, Any]:
+    """Hashed by `pii.PINTEREST` (reference 5.4), as arrays; IP, user agent and click id in
+    clear."""
     data: dict[str, Any] = {
-        "em": _hashed(pii.email, seg.user_field(event, "email")),
-        "ph": _hashed(pii.phone_digits, seg.user_field(event, "phone")),
-        # Names: "lowercase" per the spec; Segment also removes inner spaces [impl], not done.
-        "fn": _hashed(pii.lower, seg.user_field(event, "first_name", "firstName")),
-        "ln": _hashed(pii.lower, seg.user_field(event, "last_name", "lastName")),
-        "ge": _hashed(_gender, seg.user_field(event, "gender")),
-        "db": _hashed(pii.birthdate, seg.user_field(event, "birthday", "birthdate")),
-        # "lowercase without spaces/punctuation" (reference 5.4): letters only.
-        "ct": _hashed(pii.name_letters, seg.address_field(event, "city")),
-        "st": _hashed(_state, seg.address_field(event, "state")),
-        "zp": _hashed(_zip, seg.address_field(event, "postal_code")),
-        "country": _hashed(pii.country_code, seg.address_field(event, "country")),
-        # Ids are hashed as given: they are case-sensitive.
-        "external_id": _hashed(pii.exact, seg.user_id(event), seg.anonymous_id(event)),
-        # GAID/IDFA: no normalisation is documented; lower-cased here [unverified].
-        "hashed_maids": _hashed(pii.lower, text(event, "context.device.advertisingId")),
+        **pii.PINTEREST.apply(seg.attributes(event), arrays=True),
         # Not hashed (reference 5.4).
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
@@ -176,18 +137,12 @@ def _enough_to_match(users: dict[str, Any]) -> bool:
 # --- custom_data -----------------------------------------------------------------------------
 
 
-def amount(number: float) -> str:
-    """A decimal string without float noise: 59.98 -> "59.98", 10.0 -> "10"."""
-    text_ = format(Decimal(repr(number)).normalize(), "f")
-    return "0" if text_ in ("-0", "") else text_
-
-
 def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
     items = [p for p in seg.products(event) if p.id]
     value = seg.value(event)
     data: dict[str, Any] = {
         "currency": seg.currency(event),
-        "value": amount(value) if value is not None else None,  # a string, per the spec
+        "value": decimal_string(value) if value is not None else None,  # a string, per the spec
         "order_id": seg.order_id(event),
     }
     if items:
@@ -197,7 +152,7 @@ def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
                 k: v
                 for k, v in {
                     "id": p.id,
-                    "item_price": amount(p.price) if p.price is not None else None,
+                    "item_price": decimal_string(p.price) if p.price is not None else None,
                     "quantity": int(p.quantity) if p.quantity is not None else None,
                 }.items()
                 if v is not None
@@ -249,66 +204,52 @@ class Pinterest(Destination):
             return "custom"
         return name
 
+    def item(self, record: EventRecord, settings: PinterestSettings, now: int) -> Item | str:
+        """One `data` entry, or the reason the event is skipped."""
+        event = record.data
+        name = self.event_name(event, settings)
+        if not name:
+            return "unmapped"
+        users = user_data(event)
+        if not _enough_to_match(users):
+            return "missing_user_data"  # Pinterest would refuse it
+        source = text(event, "properties.action_source")
+        item: Item = {
+            "event_name": name,
+            "action_source": source if source in ACTION_SOURCES else settings.action_source,
+            "event_time": seg.timestamp_seconds(event) or now,
+            # The messageId: the same on every retry, so Pinterest deduplicates resends.
+            "event_id": record.message_id or pii.sha256(record.raw.decode()),
+            "opt_out": opted_out(event),
+            "user_data": users,
+        }
+        url = seg.page_url(event)
+        if url:
+            item["event_source_url"] = url
+        custom = custom_data(event, name)
+        if custom:
+            item["custom_data"] = custom
+        return item
+
     def build(
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, PinterestSettings)
-        result = BuildResult()
         now = int(ctx.now.timestamp())
-        data: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            event = record.data
-            if event.get("type") not in SUPPORTED_TYPES:
-                result.skipped[index] = "unsupported_type"
-                continue
-            name = self.event_name(event, settings)
-            if not name:
-                result.skipped[index] = "unmapped"
-                continue
-            users = user_data(event)
-            if not _enough_to_match(users):
-                result.skipped[index] = "missing_user_data"  # Pinterest would refuse it
-                continue
-            source = text(event, "properties.action_source")
-            item: dict[str, Any] = {
-                "event_name": name,
-                "action_source": source if source in ACTION_SOURCES else settings.action_source,
-                "event_time": seg.timestamp_seconds(event) or now,
-                # The messageId: the same on every retry, so Pinterest deduplicates resends.
-                "event_id": record.message_id or pii.sha256(record.raw.decode()),
-                "opt_out": opted_out(event),
-                "user_data": users,
-            }
-            url = seg.page_url(event)
-            if url:
-                item["event_source_url"] = url
-            custom = custom_data(event, name)
-            if custom:
-                item["custom_data"] = custom
-            data.append(item)
-            indices.append(index)
-        if data:
-            result.requests.append(
-                HttpRequest(
-                    "POST",
-                    self.url(settings, ctx),
-                    {
-                        "Content-Type": "application/json",
-                        "Authorization": f"Bearer {settings.access_token.get_secret_value()}",
-                    },
-                    orjson.dumps({"data": data}),
-                    tuple(indices),
-                )
-            )
+        result, items = collect(
+            events, lambda record: self.item(record, settings, now), SUPPORTED_TYPES
+        )
+        result.requests = json_requests(
+            self.url(settings, ctx),
+            bearer(settings.access_token.get_secret_value()),
+            items,
+            self.max_batch,
+        )
         return result
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         count = len(request.event_indices)
-        try:
-            body = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            body = None
+        body = json_body(response)
         body = body if isinstance(body, dict) else {}
         if 200 <= response.status < 300:
             return _per_event(body.get("events"), count) or [Outcome(OutcomeKind.SUCCESS)]
@@ -325,15 +266,14 @@ class Pinterest(Destination):
             )
             if per_event:
                 return per_event
-        if response.status in (400, 413, 422) and count > 1:
+        if response.status in (400, 413, 422):
             # The batch was refused without saying which event is at fault: bisect to find it.
             # Events re-sent this way keep their event_id, which Pinterest deduplicates on
             # (documented against the tag; assumed for API resends too [unverified]).
-            return [Outcome(OutcomeKind.SPLIT, reason, message)]
+            return [refused(count, reason, message)]
         # 401 (code 2) / 403 (code 29) -> auth; 429 (code 8), 503 (code 4197), 5xx -> retry;
-        # other 4xx (400 code 4196, 422) -> drop (reference 5.6).
-        base = classify_status(response)
-        return [Outcome(base.kind, reason, message, base.retry_after)]
+        # other 4xx -> drop (reference 5.6).
+        return [classify_status(response, reason, message)]
 
 
 def _per_event(statuses: object, count: int) -> list[Outcome] | None:

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-import orjson
 from pydantic import Field, field_validator
 
 from eventrelay.destinations.base import (
@@ -26,11 +25,14 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status
+from eventrelay.destinations.classify import body_text, classify_status, json_body, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
 from eventrelay.destinations.fields import EventMapping, Secret
@@ -119,36 +121,12 @@ class SnapchatSettings(VendorSettings):
         return value
 
 
-def _hashed(value: str | None, rule: pii.Rule) -> list[str] | None:
-    # Hashed identifiers are arrays in the v3 schema.
-    hashed = pii.hash_value(value, rule) if value else None
-    return [hashed] if hashed else None
-
-
-def _external_id(event: dict[str, Any]) -> str | None:
-    return (
-        seg.user_field(event, "external_id", "externalId")
-        or seg.user_id(event)
-        or seg.anonymous_id(event)
-    )
-
-
 def user_data(event: dict[str, Any]) -> dict[str, Any]:
-    """`user_data` (reference 6.4): em trimmed lower-case; ph digits with country code, no `+`
-    or leading zeros; fn/ln letters only; ct/st/zp/external_id lower-case without whitespace
-    ([impl] Segment); country as its ISO alpha-2 code; all SHA-256. IP, user agent, click id
-    and cookie go unhashed."""
-    country = seg.address_field(event, "country")
+    """`user_data` (reference 6.4): em, ph, fn, ln, ct, st, zp, country and external_id hashed
+    by `pii.SNAPCHAT`, as arrays (the v3 schema). IP, user agent, click id and cookie go
+    unhashed."""
     data: dict[str, Any] = {
-        "em": _hashed(seg.user_field(event, "email"), pii.email),
-        "ph": _hashed(seg.user_field(event, "phone"), pii.phone_digits),
-        "fn": _hashed(seg.user_field(event, "first_name", "firstName"), pii.name_letters),
-        "ln": _hashed(seg.user_field(event, "last_name", "lastName"), pii.name_letters),
-        "ct": _hashed(seg.address_field(event, "city"), pii.no_spaces_lower),
-        "st": _hashed(seg.address_field(event, "state"), pii.no_spaces_lower),
-        "zp": _hashed(seg.address_field(event, "postal_code"), pii.no_spaces_lower),
-        "country": _hashed(country, pii.country_code),
-        "external_id": _hashed(_external_id(event), pii.no_spaces_lower),
+        **pii.SNAPCHAT.apply(seg.attributes(event), arrays=True),
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
         # The ScCid landing-page parameter and the _scid cookie, kept exactly as received.
@@ -210,11 +188,9 @@ class Snapchat(Destination):
 
     def item(
         self, record: EventRecord, settings: SnapchatSettings, ctx: BuildContext
-    ) -> dict[str, Any] | str:
+    ) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
-        if event.get("type") not in ("track", "page"):
-            return "unsupported_type"
         name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping, custom_events=False)
         if not name:
             return "unmapped"
@@ -230,7 +206,7 @@ class Snapchat(Destination):
         # ... and the page URL of web events ([unverified] whether OFFLINE events need one).
         if settings.action_source == "WEB" and not url:
             return "missing_event_source_url"
-        data: dict[str, Any] = {
+        data: Item = {
             "event_name": name,
             "event_time": seg.timestamp_seconds(event) or int(ctx.now.timestamp()),
             "action_source": settings.action_source,
@@ -253,26 +229,10 @@ class Snapchat(Destination):
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, SnapchatSettings)
-        result = BuildResult()
-        data: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            item = self.item(record, settings, ctx)
-            if isinstance(item, str):
-                result.skipped[index] = item
-                continue
-            data.append(item)
-            indices.append(index)
-        for start in range(0, len(data), MAX_BATCH):
-            result.requests.append(
-                HttpRequest(
-                    "POST",
-                    self.url(settings, ctx),
-                    {"Content-Type": "application/json"},
-                    orjson.dumps({"data": data[start : start + MAX_BATCH]}),
-                    tuple(indices[start : start + MAX_BATCH]),
-                )
-            )
+        result, items = collect(
+            events, lambda record: self.item(record, settings, ctx), ("track", "page")
+        )
+        result.requests = json_requests(self.url(settings, ctx), {}, items, MAX_BATCH)
         return result
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
@@ -280,22 +240,11 @@ class Snapchat(Destination):
         refused event (the response's `event` index, or the validate endpoint's event_logs)
         is dropped. A refusal naming no event bisects the batch."""
         status = response.status
-        try:
-            answer = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            answer = None
+        answer = json_body(response)
         if not isinstance(answer, dict):
             answer = {}
         if status in (401, 403) or status in (408, 429) or status >= 500 or 300 <= status < 400:
-            by_status = classify_status(response)
-            return [
-                Outcome(
-                    by_status.kind,
-                    by_status.reason,
-                    _message(answer, response),
-                    by_status.retry_after,
-                )
-            ]
+            return [classify_status(response, message=_message(answer, response))]
         count = len(request.event_indices)
         ok = Outcome(OutcomeKind.SUCCESS)
         logs = answer.get("event_logs")
@@ -316,17 +265,16 @@ class Snapchat(Destination):
         if 200 <= status < 300 and not failed:
             return [ok]
         reason = "snap_invalid" if failed else f"http_{status}"
-        refused = Outcome(OutcomeKind.DROP, reason, _message(answer, response))
+        message = _message(answer, response)
         index = answer.get("event")
         # [unverified] the index is 0-based, into this request's `data`.
         if count > 1 and type(index) is int and 0 <= index < count:
             # [unverified] whether Snap kept the other events: resend them (Snap deduplicates
             # on event_id if it did).
-            others = Outcome(OutcomeKind.RETRY, "snap_batch_refused", refused.message)
-            return [refused if i == index else others for i in range(count)]
-        if count > 1:
-            return [Outcome(OutcomeKind.SPLIT, reason, refused.message)]
-        return [refused]
+            bad = Outcome(OutcomeKind.DROP, reason, message)
+            others = Outcome(OutcomeKind.RETRY, "snap_batch_refused", message)
+            return [bad if i == index else others for i in range(count)]
+        return [refused(count, reason, message)]
 
 
 destination = Snapchat()

@@ -9,10 +9,8 @@ scoped by the tracker and advertiser ids in the body. Outcomes rest on the HTTP 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Annotated, Any
 
-import orjson
 from pydantic import Field
 
 from eventrelay.destinations.base import (
@@ -22,13 +20,16 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
-    OutcomeKind,
     VendorSettings,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status
+from eventrelay.destinations.classify import body_text, classify_status, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import decimal_string
 from eventrelay.destinations.common.paths import get, text
 from eventrelay.destinations.fields import EventMapping, Secret
 
@@ -82,12 +83,6 @@ class TheTradeDeskSettings(VendorSettings):
             "(tracker-defined events); otherwise they are skipped as unmapped."
         ),
     ] = True
-
-
-def amount(number: float) -> str:
-    """A decimal string with a period and no float noise: 59.98 -> "59.98", 2.0 -> "2"."""
-    text_ = format(Decimal(repr(number)).normalize(), "f")
-    return "0" if text_ in ("-0", "") else text_
 
 
 def adid(event: dict[str, Any]) -> tuple[str, str] | None:
@@ -150,14 +145,14 @@ def _us_region(event: dict[str, Any]) -> str | None:
     country = seg.address_field(event, "country")
     if country and pii.country_code(country) != "us":
         return None
-    state = pii.alnum_lower(seg.address_field(event, "state") or "")
-    return f"us-{state}" if state and len(state) == 2 and state.isalpha() else None
+    state = pii.THE_TRADE_DESK.apply(seg.attributes(event)).get("region_state")
+    return f"us-{state}" if state else None
 
 
 def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
     value = seg.value(event)
     data: dict[str, Any] = {
-        "value": amount(value) if value is not None else None,  # a string, per TTD's tag
+        "value": decimal_string(value) if value is not None else None,  # a string, per TTD's tag
         "currency": seg.currency(event),
     }
     if name.lower() == PURCHASE or event.get("event") == "Order Completed":
@@ -170,8 +165,8 @@ def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
             for k, v in {
                 "item_code": p.id,
                 "name": p.name,
-                "qty": amount(p.quantity) if p.quantity is not None else None,
-                "price": amount(p.price) if p.price is not None else None,
+                "qty": decimal_string(p.quantity) if p.quantity is not None else None,
+                "price": decimal_string(p.price) if p.price is not None else None,
                 "cat": p.category,
             }.items()
             if v is not None
@@ -203,64 +198,47 @@ class TheTradeDesk(Destination):
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, TheTradeDeskSettings)
-        result = BuildResult()
         if ctx.test_mode:
             # TTD has no test endpoint or test flag (reference 8.6): any call records a real
             # conversion in the advertiser's reports. The admin test call (test_build builds in
             # test mode) therefore sends nothing and says why.
-            result.skipped = dict.fromkeys(range(len(events)), "no_test_mode")
-            return result
-        data: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            event = record.data
-            if event.get("type") not in SUPPORTED_TYPES:
-                result.skipped[index] = "unsupported_type"
-                continue
-            name = seg.map_event(
-                event, DEFAULT_EVENTS, settings.event_mapping, settings.custom_events
-            )
-            if name:
-                # tracker_id + adv as Rudder sends them [impl]; TTD's own tag pairs tracker_id
-                # with merchant_id instead (reference 8.1).
-                item: dict[str, Any] = {
-                    "tracker_id": settings.tracking_tag_id,
-                    "adv": settings.advertiser_id,
-                    "event_name": name,
-                    **commerce(event, name),
-                }
-            elif event.get("type") == "page" and settings.universal_pixel_id:
-                if not seg.page_url(event):
-                    result.skipped[index] = "missing_page_url"  # URL mapping needs the URL
-                    continue
-                # URL-mapping mode: TTD maps the page URL to a conversion itself.
-                item = {"adv": settings.advertiser_id, "upixel_id": settings.universal_pixel_id}
-            else:
-                result.skipped[index] = "unmapped"
-                continue
-            item.update(identity(event))
-            item.update(privacy(event))
-            data.append(item)
-            indices.append(index)
-        if data:
-            result.requests.append(
-                HttpRequest(
-                    "POST",
-                    ctx.url(URL),
-                    {"Content-Type": "application/json"},
-                    orjson.dumps({"data": data}),
-                    tuple(indices),
-                )
-            )
+            return BuildResult(skipped=dict.fromkeys(range(len(events)), "no_test_mode"))
+        result, items = collect(events, lambda record: self.item(record, settings), SUPPORTED_TYPES)
+        result.requests = json_requests(ctx.url(URL), {}, items, self.max_batch)
         return result
+
+    def item(self, record: EventRecord, settings: TheTradeDeskSettings) -> Item | str:
+        """One `data` entry, or the reason the event is skipped."""
+        event = record.data
+        name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping, settings.custom_events)
+        if name:
+            # tracker_id + adv as Rudder sends them [impl]; TTD's own tag pairs tracker_id
+            # with merchant_id instead (reference 8.1).
+            item: Item = {
+                "tracker_id": settings.tracking_tag_id,
+                "adv": settings.advertiser_id,
+                "event_name": name,
+                **commerce(event, name),
+            }
+        elif event.get("type") == "page" and settings.universal_pixel_id:
+            if not seg.page_url(event):
+                return "missing_page_url"  # URL mapping needs the URL
+            # URL-mapping mode: TTD maps the page URL to a conversion itself.
+            item = {"adv": settings.advertiser_id, "upixel_id": settings.universal_pixel_id}
+        else:
+            return "unmapped"
+        item.update(identity(event))
+        item.update(privacy(event))
+        return item
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         # No documented response semantics (reference 8.4): 2xx success, 401/403 auth,
         # 429/5xx retry, other 4xx drop (classify_status). A batch refused with 400/413 may be
         # one bad (or too large) event among many: bisect it rather than drop them all. This is
         # our choice, not documented by TTD [unverified]; a lone event is then dropped.
-        if response.status in (400, 413) and len(request.event_indices) > 1:
-            return [Outcome(OutcomeKind.SPLIT, f"http_{response.status}", body_text(response))]
+        if response.status in (400, 413):
+            reason = f"http_{response.status}"
+            return [refused(len(request.event_indices), reason, body_text(response))]
         return [classify_status(response)]
 
 

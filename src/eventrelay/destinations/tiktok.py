@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field
 
 from eventrelay.destinations.base import (
@@ -23,13 +22,23 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Item,
     Outcome,
     OutcomeKind,
     VendorSettings,
+    collect,
+    json_requests,
 )
-from eventrelay.destinations.classify import body_text, classify_status, retry_after_seconds
+from eventrelay.destinations.classify import (
+    body_text,
+    classify_status,
+    json_body,
+    refused,
+    retry_after_seconds,
+)
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import whole
 from eventrelay.destinations.fields import EventMapping, Secret
 
 BASE_URL = "https://business-api.tiktok.com"
@@ -88,36 +97,12 @@ class TiktokSettings(VendorSettings):
     ] = None
 
 
-def _hashed(value: str | None, rule: pii.Rule) -> str | None:
-    return pii.hash_value(value, rule) if value else None
-
-
-def _external_id(event: dict[str, Any]) -> str | None:
-    return (
-        seg.user_field(event, "external_id", "externalId")
-        or seg.user_id(event)
-        or seg.anonymous_id(event)
-    )
-
-
 def user(event: dict[str, Any]) -> dict[str, Any]:
     """The `user` object (reference 4.4). Strings, as in TikTok's own template (arrays are also
-    accepted). Hashed: email, phone (E.164 with +, [impl]), external_id (case kept, as TikTok's
-    template does), first/last name and zip (lower-case, no spaces). City, state and country go
-    unhashed ([impl] Segment); country as its ISO alpha-2 code. ip, user_agent, ttclid and ttp
-    are never hashed."""
+    accepted). Hashed: email, phone, external_id, first/last name and zip; city, state and
+    country in clear (rules: `pii.TIKTOK`). ip, user_agent, ttclid and ttp are never hashed."""
     data: dict[str, Any] = {
-        "email": _hashed(seg.user_field(event, "email"), pii.email),
-        "phone": _hashed(seg.user_field(event, "phone"), pii.phone_e164),
-        "external_id": _hashed(_external_id(event), pii.exact),
-        "first_name": _hashed(
-            seg.user_field(event, "first_name", "firstName"), pii.no_spaces_lower
-        ),
-        "last_name": _hashed(seg.user_field(event, "last_name", "lastName"), pii.no_spaces_lower),
-        "zip_code": _hashed(seg.address_field(event, "postal_code"), pii.no_spaces_lower),
-        "city": pii.alnum_lower(seg.address_field(event, "city") or ""),
-        "state": pii.alnum_lower(seg.address_field(event, "state") or ""),
-        "country": pii.unhashed_country(seg.address_field(event, "country")),
+        **pii.TIKTOK.apply(seg.attributes(event)),
         "ttclid": seg.click_id(event, "ttclid"),
         # The _ttp cookie, under either name.
         "ttp": seg.click_id(event, "ttp") or seg.click_id(event, "_ttp"),
@@ -125,13 +110,6 @@ def user(event: dict[str, Any]) -> dict[str, Any]:
         "user_agent": seg.user_agent(event),
     }
     return {k: v for k, v in data.items() if v}
-
-
-def _whole(number: float | None) -> float | int | None:
-    """2.0 -> 2: quantities are counts."""
-    if number is not None and number == int(number):
-        return int(number)
-    return number
 
 
 def properties(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -149,7 +127,7 @@ def properties(event: dict[str, Any], name: str) -> dict[str, Any]:
                 for k, v in {
                     "content_id": p.id,
                     "content_name": p.name,
-                    "quantity": _whole(p.quantity),
+                    "quantity": whole(p.quantity),
                     "price": p.price,
                 }.items()
                 if v is not None
@@ -183,19 +161,15 @@ class Tiktok(Destination):
     def url(self, settings: TiktokSettings, ctx: BuildContext) -> str:
         return ctx.url(f"{BASE_URL}/open_api/{settings.api_version}/event/track/")
 
-    def item(
-        self, record: EventRecord, settings: TiktokSettings, ctx: BuildContext
-    ) -> dict[str, Any] | str:
+    def item(self, record: EventRecord, settings: TiktokSettings, ctx: BuildContext) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
-        if event.get("type") not in ("track", "page"):
-            return "unsupported_type"
         defaults = {**DEFAULT_EVENTS, "Order Completed": settings.purchase_event}
         # TikTok takes custom event names: an unmapped track event keeps its own name.
         name = seg.map_event(event, defaults, settings.event_mapping)
         if not name:
             return "unmapped"
-        data: dict[str, Any] = {
+        data: Item = {
             "event": name,
             "event_time": seg.timestamp_seconds(event) or int(ctx.now.timestamp()),
         }
@@ -216,47 +190,28 @@ class Tiktok(Destination):
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
     ) -> BuildResult:
         assert isinstance(settings, TiktokSettings)
-        result = BuildResult()
-        data: list[dict[str, Any]] = []
-        indices: list[int] = []
-        for index, record in enumerate(events):
-            item = self.item(record, settings, ctx)
-            if isinstance(item, str):
-                result.skipped[index] = item
-                continue
-            data.append(item)
-            indices.append(index)
-        # [impl] Rudder does not batch test events: one request per event in test mode.
-        size = 1 if ctx.test_mode else MAX_BATCH
-        headers = {
-            "Content-Type": "application/json",
-            "Access-Token": settings.access_token.get_secret_value(),
+        result, items = collect(
+            events, lambda record: self.item(record, settings, ctx), ("track", "page")
+        )
+        head: dict[str, Any] = {
+            "event_source": settings.event_source,
+            "event_source_id": settings.pixel_id,
         }
-        for start in range(0, len(data), size):
-            body: dict[str, Any] = {
-                "event_source": settings.event_source,
-                "event_source_id": settings.pixel_id,
-            }
-            if ctx.test_mode:
-                # [unverified] how TikTok treats an unknown code; a configured one is expected.
-                body["test_event_code"] = settings.test_event_code or "TEST00000"
-            body["data"] = data[start : start + size]
-            result.requests.append(
-                HttpRequest(
-                    "POST",
-                    self.url(settings, ctx),
-                    headers,
-                    orjson.dumps(body),
-                    tuple(indices[start : start + size]),
-                )
-            )
+        if ctx.test_mode:
+            # [unverified] how TikTok treats an unknown code; a configured one is expected.
+            head["test_event_code"] = settings.test_event_code or "TEST00000"
+        result.requests = json_requests(
+            self.url(settings, ctx),
+            {"Access-Token": settings.access_token.get_secret_value()},
+            items,
+            # [impl] Rudder does not batch test events: one request per event in test mode.
+            1 if ctx.test_mode else MAX_BATCH,
+            lambda data: {**head, "data": data},
+        )
         return result
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
-        try:
-            answer = orjson.loads(response.body)
-        except orjson.JSONDecodeError:
-            answer = None
+        answer = json_body(response)
         code = answer.get("code") if isinstance(answer, dict) else None
         if not isinstance(code, int) or isinstance(code, bool):
             if 200 <= response.status < 300:
@@ -276,13 +231,10 @@ class Tiktok(Destination):
             return [Outcome(OutcomeKind.AUTH, reason, message)]
         if not 200 <= response.status < 300:
             # Other codes on an HTTP error: the status decides ([impl] Rudder).
-            status = classify_status(response)
-            return [Outcome(status.kind, reason, message, status.retry_after)]
-        if len(request.event_indices) > 1:
-            # A refusal names no event: bisect the batch so only the bad event is dropped
-            # (resent events are deduplicated by TikTok on event + event_id).
-            return [Outcome(OutcomeKind.SPLIT, reason, message)]
-        return [Outcome(OutcomeKind.DROP, reason, message)]
+            return [classify_status(response, reason, message)]
+        # A refusal names no event: bisect a batch so only the bad event is dropped (resent
+        # events are deduplicated by TikTok on event + event_id).
+        return [refused(len(request.event_indices), reason, message)]
 
 
 destination = Tiktok()

@@ -5,7 +5,7 @@ consent signals. Pure functions over the event dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -182,19 +182,65 @@ def user_field(event: Event, *names: str) -> str | None:
     return text(event, *user_paths(*names))
 
 
+# User attributes by name -> their names in an event, in order of preference.
+_PERSON = {
+    "email": ("email",),
+    "phone": ("phone",),
+    "first_name": ("first_name", "firstName"),
+    "last_name": ("last_name", "lastName"),
+    "gender": ("gender",),
+    "birthday": ("birthday", "birthdate"),
+}
+# The same for the parts of an address, which may also sit inside an `address` object.
+_ADDRESS = {
+    "street": ("street", "address_line1"),
+    "city": ("city",),
+    "state": ("state", "region"),
+    "postal_code": ("postal_code", "postalCode", "zip", "zip_code"),
+    "country": ("country", "country_code"),
+}
+
+
 def address_field(event: Event, name: str) -> str | None:
-    """city/state/postal_code/country, also inside an `address` object."""
-    aliases = {
-        "postal_code": ("postal_code", "postalCode", "zip", "zip_code"),
-        "state": ("state", "region"),
-        "city": ("city",),
-        "country": ("country", "country_code"),
-        "street": ("street", "address_line1"),
-    }[name]
+    """street/city/state/postal_code/country, also inside an `address` object."""
+    aliases = _ADDRESS[name]
     direct = user_field(event, *aliases)
     if direct:
         return direct
     return text(event, *user_paths(*(f"address.{a}" for a in aliases)))
+
+
+def external_id(event: Event) -> str | None:
+    """The one id a vendor takes as `external_id`: an explicit external_id trait, else the
+    userId, else the anonymousId."""
+    return user_field(event, "external_id", "externalId") or user_id(event) or anonymous_id(event)
+
+
+def attribute(event: Event, name: str) -> str | None:
+    """A user attribute by name: email, phone, first_name, last_name, gender, birthday (from
+    properties, traits or context.traits), street, city, state, postal_code, country (also
+    inside an address object), external_id, advertising_id (the device's)."""
+    if name in _PERSON:
+        return user_field(event, *_PERSON[name])
+    if name in _ADDRESS:
+        return address_field(event, name)
+    if name == "external_id":
+        return external_id(event)
+    if name == "advertising_id":
+        return text(event, "context.device.advertisingId")
+    raise KeyError(name)
+
+
+def attributes(event: Event) -> Callable[[str], tuple[str | None, ...]]:
+    """The event's user attributes by name, each as its values: the reader the vendor tables of
+    `pii` take. "user_ids" is both ids (userId, anonymousId); any other name one `attribute`."""
+
+    def read(name: str) -> tuple[str | None, ...]:
+        if name == "user_ids":
+            return (user_id(event), anonymous_id(event))
+        return (attribute(event, name),)
+
+    return read
 
 
 def query_param(url: str | None, name: str) -> str | None:

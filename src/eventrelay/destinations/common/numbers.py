@@ -1,0 +1,19 @@
+"""Numbers the way vendors want them written."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def whole(number: float | None) -> float | int | None:
+    """2.0 -> 2: counts (quantities) go out as integers when they are whole."""
+    if number is not None and float(number).is_integer():
+        return int(number)
+    return number
+
+
+def decimal_string(number: float) -> str:
+    """An amount as a decimal string with a period, no exponent and no float noise
+    (Pinterest, LinkedIn, The Trade Desk): 59.98 -> "59.98", 10.0 -> "10", 1e-07 -> "0.0000001"."""
+    text = format(Decimal(repr(number)).normalize(), "f")
+    return "0" if text in ("-0", "") else text
