@@ -18,6 +18,7 @@ import asyncpg
 import orjson
 
 from eventrelay.bus import Change, ConfigBus
+from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.bus")
 CHANNEL = "eventrelay_config"
@@ -41,10 +42,7 @@ class PostgresBus(ConfigBus):
             await asyncio.wait_for(self.connected.wait(), 10)
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         for conn in (self._listener, self._sender):
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):

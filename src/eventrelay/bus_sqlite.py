@@ -5,7 +5,6 @@ polled once a second. A process skips the versions it wrote itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from sqlalchemy import select, update
@@ -13,6 +12,7 @@ from sqlalchemy import select, update
 from eventrelay.bus import Change, ConfigBus
 from eventrelay.store.db import Database
 from eventrelay.store.tables import config_version
+from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.bus")
 POLL_SECONDS = 1.0
@@ -30,10 +30,7 @@ class SqliteBus(ConfigBus):
         self._task = asyncio.create_task(self._poll(), name="config-bus-poll")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _version(self) -> int:
         async with self._db.read() as conn:

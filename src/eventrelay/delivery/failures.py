@@ -8,7 +8,6 @@ second), so a vendor outage cannot flood the database. Old rows are pruned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -22,6 +21,7 @@ from eventrelay.ids import new_id
 from eventrelay.logs import redact
 from eventrelay.store.db import Database
 from eventrelay.store.tables import delivery_failures
+from eventrelay.tasks import stop_task
 from eventrelay.timeutil import utcnow
 
 log = logging.getLogger("eventrelay.failures")
@@ -116,10 +116,7 @@ class FailureLog:
         self._task = asyncio.create_task(self._run(), name="failures-flush")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
         await self.flush()
 
     async def _run(self) -> None:

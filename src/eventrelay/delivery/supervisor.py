@@ -8,7 +8,6 @@ not wait on its own shutdown). A full resync every 30 s covers anything missed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from eventrelay.destinations import registry
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as integration_store
 from eventrelay.store.tables import sources as sources_table
+from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.delivery")
 RESYNC_SECONDS = 30.0
@@ -53,10 +53,7 @@ class DeliverySupervisor:
     async def close(self) -> None:
         self._bus.unsubscribe(self._on_change)
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_task(task)
         drain = self._rt.settings.drain_seconds
         await asyncio.gather(*(w.stop(drain) for w in self._workers.values()))
         self._workers.clear()

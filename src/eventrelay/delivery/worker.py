@@ -33,6 +33,7 @@ from eventrelay.destinations.base import (
 )
 from eventrelay.queue.base import Delivery, Queue
 from eventrelay.store.metrics import MetricsRecorder
+from eventrelay.tasks import stop_task
 from eventrelay.telemetry import DELIVERY_EVENTS, DELIVERY_REQUEST_SECONDS
 
 log = logging.getLogger("eventrelay.delivery")
@@ -102,10 +103,7 @@ class IntegrationWorker:
     async def stop(self, drain_timeout: float = 20.0) -> None:
         """Stop pulling; let in-flight batches finish (unfinished ones are redelivered later)."""
         self._stopping.set()
-        if self._loop_task:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+        await stop_task(self._loop_task)
         if self._inflight:
             _, pending = await asyncio.wait(self._inflight, timeout=drain_timeout)
             for task in pending:

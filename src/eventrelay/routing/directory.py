@@ -7,7 +7,6 @@ every 30 s as a safety net), so no event ever costs a database query.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from eventrelay.destinations import registry
 from eventrelay.store import integrations as integration_store
 from eventrelay.store import sources as source_store
 from eventrelay.store.db import Database
+from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.directory")
 REFRESH_SECONDS = 30.0
@@ -64,10 +64,7 @@ class Directory:
 
     async def close(self) -> None:
         self._bus.unsubscribe(self._on_change)
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     async def _on_change(self, change: Change) -> None:
         if change.kind not in ("source", "integration", "org", "all"):

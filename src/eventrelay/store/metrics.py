@@ -10,7 +10,6 @@ can be computed over any range.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventrelay.store.db import Database
 from eventrelay.store.tables import delivery_metrics
+from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.metrics")
 
@@ -80,11 +80,8 @@ class MetricsRecorder:
         self._task = asyncio.create_task(self._run(), name="metrics-flush")
 
     async def close(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:
