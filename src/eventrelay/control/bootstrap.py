@@ -9,6 +9,7 @@ from eventrelay.runtime import Runtime
 from eventrelay.store import audit, orgs
 from eventrelay.store import tokens as token_store
 from eventrelay.store.audit import Actor
+from eventrelay.store.migrate import hold_setup_lock
 
 SYSTEM = "system"
 
@@ -19,6 +20,7 @@ async def ensure_owner(rt: Runtime) -> str | None:
     Returns the new token's plaintext (only the first time), else None.
     """
     async with rt.db.transaction() as conn:
+        await hold_setup_lock(conn)  # API processes starting together create one owner token
         if await token_store.count_all(conn) > 0:
             return None
         org = await orgs.first(conn) or await orgs.create(conn, "Default organisation")

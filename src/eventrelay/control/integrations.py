@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
@@ -28,6 +29,8 @@ from eventrelay.store import integrations as store
 from eventrelay.store import sources as source_store
 from eventrelay.store.audit import Actor
 from eventrelay.timeutil import iso_seconds, utcnow
+
+log = logging.getLogger("eventrelay.control")
 
 Categories = Annotated[
     list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=50)
@@ -313,6 +316,14 @@ async def delete(rt: Runtime, actor: Actor, integration_id: str) -> None:
             diff(_audit_view(row), {}),
         )
     await rt.bus.publish(Change("integration", integration_id))
+    if rt.queue is not None:
+        # Workers purge too when they hear of it; this covers a deployment with none running.
+        try:
+            await rt.queue.purge(integration_id)
+        except Exception as exc:  # the deletion stands; the workers' purge follows
+            log.warning(
+                "purging a deleted integration failed", extra={"error_type": type(exc).__name__}
+            )
 
 
 async def check_targets(rt: Runtime, destination: Destination, settings: VendorSettings) -> None:

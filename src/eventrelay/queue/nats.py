@@ -170,6 +170,10 @@ class NatsQueue:
 
     async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
         js = self._jsx()
+        if self._nc is None or not self._nc.is_connected:
+            # Refuse at once (the API answers 503 and the client retries) rather than buffer
+            # publishes that may never be stored while the server is away.
+            raise ConnectionError("NATS is not connected")
         futures: list[asyncio.Future[Any]] = []
         for stream, messages in batches.items():
             subject = self._subject(stream)
