@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from eventrelay import __version__
+from eventrelay import __version__, logs
 from eventrelay.api import errors
 from eventrelay.api.ingest import PATHS as INGEST_PATHS
 from eventrelay.api.ingest import IngestApp
@@ -35,6 +36,7 @@ from eventrelay.api.routes import (
 )
 from eventrelay.control.bootstrap import ensure_owner
 from eventrelay.runtime import Runtime
+from eventrelay.settings import Settings
 
 log = logging.getLogger("eventrelay.app")
 
@@ -70,7 +72,26 @@ class EventRelayApp:
             await self.admin(scope, receive, send)
 
 
-def create_app(rt: Runtime, bootstrap_owner: bool = False, workers: bool = True) -> EventRelayApp:
+# `serve --processes N` hands the role to its children through the environment.
+SERVE_WORKERS_ENV = "EVENTRELAY_SERVE_WORKERS"
+SERVE_ACCESS_LOG_ENV = "EVENTRELAY_SERVE_ACCESS_LOG"
+
+
+def app_from_environment() -> EventRelayApp:
+    """App factory for `serve --processes N`: each process builds its own runtime from the
+    environment. With the embedded queue, the one process holding its consumer lock delivers
+    and the others only take requests; with NATS every process delivers."""
+    settings = Settings()
+    logs.setup(settings.log_level, access_log=os.environ.get(SERVE_ACCESS_LOG_ENV) == "1")
+    workers = os.environ.get(SERVE_WORKERS_ENV, "1") != "0"
+    return create_app(
+        Runtime.create(settings), bootstrap_owner=True, workers=workers, workers_if_free=True
+    )
+
+
+def create_app(
+    rt: Runtime, bootstrap_owner: bool = False, workers: bool = True, workers_if_free: bool = False
+) -> EventRelayApp:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if bootstrap_owner:
@@ -81,7 +102,7 @@ def create_app(rt: Runtime, bootstrap_owner: bool = False, workers: bool = True)
                     f"{rt.settings.owner_token_file}):\n{secret}",
                     flush=True,
                 )
-        await rt.start(ingest=True, workers=workers)
+        await rt.start(ingest=True, workers=workers, workers_if_free=workers_if_free)
         tune_gc()
         try:
             yield

@@ -1,8 +1,9 @@
-"""Command line: serve, migrate, tokens, orgs, secrets."""
+"""Command line: serve, worker, migrate, tokens, orgs, secrets."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -51,26 +52,45 @@ def main() -> None:
     default=True,
     help="Also run the delivery workers in this process (default) or serve the API only.",
 )
-def serve(host: str | None, port: int | None, access_log: bool, workers: bool) -> None:
+@click.option(
+    "--processes",
+    default=None,
+    type=click.IntRange(1, 64),
+    help="HTTP processes sharing the port (default 1, or EVENTRELAY_PROCESSES).",
+)
+def serve(
+    host: str | None, port: int | None, access_log: bool, workers: bool, processes: int | None
+) -> None:
     """Run the HTTP API (admin + ingest) and, by default, delivery in one process."""
     import uvicorn
 
-    from eventrelay.app import create_app
+    from eventrelay.app import SERVE_ACCESS_LOG_ENV, SERVE_WORKERS_ENV, create_app
 
-    settings = _settings(host=host, port=port)
-    logs.setup(settings.log_level)
+    settings = _settings(host=host, port=port, processes=processes)
+    logs.setup(settings.log_level, access_log=access_log)
     migrate.upgrade(settings.resolved_database_url)
-    rt = Runtime.create(settings)
-    app = create_app(rt, bootstrap_owner=True, workers=workers)
+    rt = Runtime.create(settings)  # also creates the key file once, before any child starts
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_config": None,
+        "access_log": access_log,
+        "timeout_graceful_shutdown": 30,
+    }
+    if settings.processes == 1:
+        uvicorn.run(create_app(rt, bootstrap_owner=True, workers=workers), **options)
+        return
+    # Children re-create everything from the environment; the CLI's choices go there first.
+    os.environ[SERVE_WORKERS_ENV] = "1" if workers else "0"
+    os.environ[SERVE_ACCESS_LOG_ENV] = "1" if access_log else "0"
+    os.environ["EVENTRELAY_DATA_DIR"] = str(settings.data_dir.resolve())
     uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_config=None,
-        access_log=access_log,
-        timeout_graceful_shutdown=30,
+        "eventrelay.app:app_from_environment",
+        factory=True,
+        workers=settings.processes,
+        **options,
     )
 
 

@@ -37,7 +37,7 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def setup(level: str = "INFO") -> None:
+def setup(level: str = "INFO", access_log: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -47,6 +47,9 @@ def setup(level: str = "INFO") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # uvicorn drops access lines itself when asked, except in `serve --processes` children,
+    # which configure logging after it.
+    logging.getLogger("uvicorn.access").disabled = not access_log
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:

@@ -64,8 +64,14 @@ class Runtime:
             bus = PostgresBus(settings.postgres_dsn)
         return cls(settings=settings, db=db, vault=vault, bus=bus)
 
-    async def start(self, ingest: bool = True, workers: bool = True) -> None:
-        """Open the data plane: queue, metrics, routing directory, delivery workers."""
+    async def start(
+        self, ingest: bool = True, workers: bool = True, workers_if_free: bool = False
+    ) -> None:
+        """Open the data plane: queue, metrics, routing directory, delivery workers.
+
+        `workers_if_free`: deliver only if this process can take the embedded queue's consumer
+        lock (one of several `serve --processes` siblings does), else serve the API alone.
+        """
         from eventrelay.delivery.failures import FailureLog
         from eventrelay.delivery.policy import RetryPolicy
         from eventrelay.delivery.sender import HttpSender
@@ -76,8 +82,17 @@ class Runtime:
 
         s = self.settings
         await self.bus.start()
+        from eventrelay.queue.sqlite import QueueLocked
+
         self.queue = make_queue(s, consumer=workers)
-        await self.queue.start()
+        try:
+            await self.queue.start()
+        except QueueLocked:
+            if not workers_if_free:
+                raise
+            workers = False  # a sibling process delivers; this one publishes
+            self.queue = make_queue(s, consumer=False)
+            await self.queue.start()
         self.metrics = MetricsRecorder(self.db)
         await self.metrics.start()
         if ingest:

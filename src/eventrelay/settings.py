@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8084
+    processes: int = Field(
+        default=1, ge=1, le=64, description="`serve`: HTTP processes sharing the port."
+    )
     log_level: str = "INFO"
 
     # Delivery policy.
