@@ -299,9 +299,10 @@ class IntegrationWorker:
         )
 
     def _latencies(self, name: str, deliveries: Sequence[Delivery], now: float) -> None:
-        # Events published together share published_at: one histogram update per group.
-        for published_at, count in Counter(d.published_at for d in deliveries).items():
-            self._s.metrics.latency(self.snapshot.id, name, (now - published_at) * 1000, count)
+        # One histogram update per millisecond of publish time: events published together share
+        # it (SQLite stamps a chunk once, JetStream each message within the same few ms).
+        for published_ms, count in Counter(int(d.published_at * 1000) for d in deliveries).items():
+            self._s.metrics.latency(self.snapshot.id, name, now * 1000 - published_ms, count)
 
     # --- settling ----------------------------------------------------------------------------
 
