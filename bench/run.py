@@ -6,7 +6,13 @@ Phases (each on a fresh data directory, eventrelay as a real `eventrelay serve` 
  2. end-to-end: batched ingest while delivering to a batched webhook (events/s delivered);
  3. ingest-to-delivery latency (p50/p95/p99) at a fixed 5,000 events/s;
  4. the same end-to-end workload through plain Celery + Redis (one task per event posting to
-    the same sink), and the ratio.
+    the same sink), and the ratio;
+ 5. scale-out (bench/scaleout.py): the end-to-end workload on PostgreSQL + NATS JetStream with
+    one `serve --no-workers` API process and 1, then 2 `eventrelay worker` processes (skipped
+    with a reason when PostgreSQL or nats-server is absent).
+
+`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout), e.g.
+`python -m bench.run --only end_to_end,scaleout --seconds 8`.
 
 Load comes from `wrk` (C, Lua scripts in bench/wrk/) when installed, else from a Python
 client (bench/load.py), which then limits the figures on a small machine. Results also go to
@@ -59,12 +65,15 @@ def wait_http(url: str, timeout: float = 30) -> None:
 
 
 def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of the process plus its children (`serve --processes N`)."""
     try:
         text = Path(f"/proc/{pid}/status").read_text()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
         return float("nan")
     match = re.search(r"VmHWM:\s+(\d+) kB", text)
-    return int(match.group(1)) / 1024 if match else float("nan")
+    own = int(match.group(1)) / 1024 if match else float("nan")
+    return own + sum(peak_rss_mb(int(child)) for child in children)
 
 
 @contextmanager
@@ -101,6 +110,7 @@ def eventrelay(workers: bool) -> Iterator[tuple[str, subprocess.Popen[bytes], Pa
         "EVENTRELAY_DATA_DIR": str(data),
         "EVENTRELAY_ALLOW_PRIVATE_TARGETS": "1",
         "EVENTRELAY_LOG_LEVEL": "WARNING",
+        "EVENTRELAY_PROCESSES": os.environ.get("EVENTRELAY_PROCESSES", "1"),
     }
     with process(args, env) as proc:
         base = f"http://127.0.0.1:{port}"
@@ -334,7 +344,10 @@ def phase_celery(sink: str, events: int, redis_url: str) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -344,11 +357,116 @@ def main() -> None:
     parser.add_argument(
         "--redis", default=os.environ.get("EVENTRELAY_BENCH_REDIS", "redis://127.0.0.1:6379/15")
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="embedded phases: `serve --processes N` (HTTP processes sharing the port)",
+    )
     parser.add_argument("--skip-celery", action="store_true")
+    parser.add_argument("--skip-scaleout", action="store_true")
+    parser.add_argument(
+        "--only",
+        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        default=None,
+        metavar="PHASE[,PHASE]",
+        help=f"run only these phases ({', '.join(PHASES)}); their figures are merged into "
+        "bench/results/latest.json",
+    )
     args = parser.parse_args()
+    unknown = set(args.only or ()) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phase(s) {', '.join(sorted(unknown))}; choose from {PHASES}")
+    return args
+
+
+def selected_phases(args: argparse.Namespace) -> list[str]:
+    if args.only:
+        return [p for p in PHASES if p in args.only]
+    skipped = {"celery"} if args.skip_celery else set()
+    skipped |= {"scaleout"} if args.skip_scaleout else set()
+    return [p for p in PHASES if p not in skipped]
+
+
+def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, Any]) -> None:
+    from bench.scaleout import phase_scaleout
+
+    os.environ["EVENTRELAY_PROCESSES"] = str(args.processes)
+    results["processes"] = args.processes
 
     sink_port = free_port()
     sink = f"http://127.0.0.1:{sink_port}"
+    titles = {
+        "ingest": "ingest",
+        "end_to_end": "end to end",
+        "latency": f"latency at {args.latency_rate} events/s",
+        "celery": "Celery + Redis",
+        "scaleout": "scale-out (PostgreSQL + NATS JetStream, 1 API + 1/2 workers)",
+    }
+    with process([PYTHON, str(BENCH / "sink.py"), str(sink_port)]):
+        wait_http(sink + "/stats")
+        for number, phase in enumerate(phases, 1):
+            print(f"phase {number}/{len(phases)}: {titles[phase]} ...", flush=True)
+            if phase == "ingest":
+                results.update(phase_ingest(sink, args.seconds))
+            elif phase == "end_to_end":
+                results.update(phase_end_to_end(sink, args.seconds))
+            elif phase == "latency":
+                results.update(phase_latency(sink, args.latency_rate, args.seconds))
+            elif phase == "celery":
+                results.update(phase_celery(sink, args.celery_events, args.redis))
+            elif phase == "scaleout":
+                results["scaleout"] = phase_scaleout(sink, args.seconds)
+
+
+def save(results: dict[str, Any], merge: bool) -> None:
+    """bench/results/latest.json; a partial run (--only) updates the figures it measured."""
+    out = BENCH / "results"
+    out.mkdir(exist_ok=True)
+    path = out / "latest.json"
+    if merge and path.exists():
+        results = {**json.loads(path.read_text()), **results}
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    from bench.scaleout import print_report
+
+    print()
+    print(f"machine: {results['machine']}")
+    if "batched_ingest_events_per_s" in results:
+        print(
+            f"durable batched ingest       {results['batched_ingest_events_per_s']:>10,} events/s"
+        )
+        print(
+            f"single-event ingest          {results['single_ingest_requests_per_s']:>10,} requests/s"
+        )
+    if "end_to_end_events_per_s" in results:
+        print(f"end-to-end to batched webhook{results['end_to_end_events_per_s']:>10,} events/s")
+    if "latency_ms" in results:
+        latency = results.get("latency_ms") or {}
+        print(
+            f"latency at {args.latency_rate} events/s     p50 {latency.get('p50')} ms"
+            f"  p95 {latency.get('p95')} ms  p99 {latency.get('p99')} ms"
+        )
+    rss = [v for k, v in results.items() if k.endswith("_peak_rss_mb")]
+    if rss:
+        print(f"peak RSS                     {max(rss):>10} MB")
+    celery = results.get("celery_end_to_end_events_per_s")
+    if celery:
+        print(f"Celery + Redis end-to-end    {celery:>10,} events/s")
+        if "end_to_end_vs_celery" in results:
+            print(f"eventrelay / Celery          {results['end_to_end_vs_celery']:>10}x")
+    elif "celery_error" in results:
+        print(f"Celery + Redis: {results['celery_error']}")
+    if "scaleout" in results:
+        print_report(results)
+
+
+def main() -> None:
+    args = parse_args()
+    # A plain `kill` runs the same clean-up as Ctrl-C (every phase stops what it started).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -356,43 +474,12 @@ def main() -> None:
             "load_generator": "wrk" if wrk_available() else "python (bench/load.py)",
         }
     }
-    with process([PYTHON, str(BENCH / "sink.py"), str(sink_port)]):
-        wait_http(sink + "/stats")
-        print("phase 1/4: ingest ...", flush=True)
-        results.update(phase_ingest(sink, args.seconds))
-        print("phase 2/4: end to end ...", flush=True)
-        results.update(phase_end_to_end(sink, args.seconds))
-        print(f"phase 3/4: latency at {args.latency_rate} events/s ...", flush=True)
-        results.update(phase_latency(sink, args.latency_rate, args.seconds))
-        if not args.skip_celery:
-            print("phase 4/4: Celery + Redis ...", flush=True)
-            results.update(phase_celery(sink, args.celery_events, args.redis))
-
+    run_phases(args, selected_phases(args), results)
     celery = results.get("celery_end_to_end_events_per_s")
-    if celery:
+    if celery and "end_to_end_events_per_s" in results:
         results["end_to_end_vs_celery"] = round(results["end_to_end_events_per_s"] / celery, 1)
-    out = BENCH / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    latency = results.get("latency_ms") or {}
-    print()
-    print(f"machine: {results['machine']}")
-    print(f"durable batched ingest       {results['batched_ingest_events_per_s']:>10,} events/s")
-    print(f"single-event ingest          {results['single_ingest_requests_per_s']:>10,} requests/s")
-    print(f"end-to-end to batched webhook{results['end_to_end_events_per_s']:>10,} events/s")
-    print(
-        f"latency at {args.latency_rate} events/s     p50 {latency.get('p50')} ms"
-        f"  p95 {latency.get('p95')} ms  p99 {latency.get('p99')} ms"
-    )
-    print(
-        "peak RSS                     "
-        f"{max(results['ingest_peak_rss_mb'], results['end_to_end_peak_rss_mb'], results['latency_peak_rss_mb']):>10} MB"
-    )
-    if celery:
-        print(f"Celery + Redis end-to-end    {celery:>10,} events/s")
-        print(f"eventrelay / Celery          {results['end_to_end_vs_celery']:>10}x")
-    elif "celery_error" in results:
-        print(f"Celery + Redis: {results['celery_error']}")
+    save(results, merge=bool(args.only))
+    print_summary(args, results)
 
 
 if __name__ == "__main__":
