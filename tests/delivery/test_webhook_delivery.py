@@ -399,3 +399,17 @@ async def test_refused_target_at_delivery_puts_integration_in_error(settings: Se
 
         current = await pipe.eventually(in_error)
         assert "internal address" in current["last_error_message"]
+
+
+async def test_a_slow_vendor_is_not_sent_the_same_event_twice(
+    settings: Settings, sink: Sink
+) -> None:
+    """A request outlasting the queue's lease (JetStream ack_wait, 1 s here) keeps its events
+    reserved, so they are not handed out again and sent twice."""
+    sink.delay = 2.5
+    async with running_pipeline(settings, nats_ack_wait_seconds=1.0) as pipe:
+        src, _ = await hook(pipe, sink)
+        await pipe.track(src["write_key"])
+        await sink.wait_for(lambda: len(sink.requests) == 1)
+        await asyncio.sleep(3.5)
+        assert len(sink.requests) == 1

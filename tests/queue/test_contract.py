@@ -160,3 +160,18 @@ async def test_expire_keeps_young_messages(queue_factory: QueueFactory) -> None:
     await q.publish({"s": msgs("y", 2)})
     await q.expire(max_age=3600)
     assert len(await drain(q, "s", 2)) == 2
+
+
+async def test_extended_messages_stay_with_their_puller(queue_factory: QueueFactory) -> None:
+    """A slow batch renewed with `extend` is not handed to another puller meanwhile (the NATS
+    fixture's lease is 1 s; this holds the messages for 2.5 s)."""
+    q = await queue_factory()
+    await q.publish({"s": msgs("l", 3)})
+    held = await q.pull("s", 3, timeout=2)
+    assert len(held) == 3
+    deadline = asyncio.get_running_loop().time() + 2.5
+    while asyncio.get_running_loop().time() < deadline:
+        await q.extend("s", held)
+        assert await q.pull("s", 3, timeout=0.3) == []
+    await q.ack("s", held)
+    assert await q.pull("s", 3, timeout=0.3) == []

@@ -146,6 +146,8 @@ class IntegrationWorker:
     # --- one batch ---------------------------------------------------------------------------
 
     async def _process(self, batch: Sequence[Delivery]) -> None:
+        lease = self._s.queue.lease_seconds
+        keeper = asyncio.create_task(self._keep_leased(batch, lease)) if lease else None
         try:
             await self._process_batch(batch)
         except asyncio.CancelledError:
@@ -157,6 +159,21 @@ class IntegrationWorker:
             )
             with contextlib.suppress(Exception):
                 await self._s.queue.retry(self.stream, batch, self._s.policy.delay(2))
+        finally:
+            await stop_task(keeper)
+
+    async def _keep_leased(self, batch: Sequence[Delivery], lease: float) -> None:
+        """A batch can outlive the queue's lease (a slow vendor, a split, token refresh):
+        renew it so no other worker is handed the same events meanwhile."""
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                await self._s.queue.extend(self.stream, batch)
+            except Exception as exc:
+                log.warning(
+                    "lease renewal failed",
+                    extra={"integration_id": self.snapshot.id, "error_type": type(exc).__name__},
+                )
 
     async def _process_batch(self, batch: Sequence[Delivery]) -> None:
         snap = self.snapshot

@@ -37,6 +37,11 @@ class Delivery(Protocol):
 
 
 class Queue(Protocol):
+    # How long a pulled message stays reserved for its puller before the engine hands it to
+    # another one, unless `extend` renews it; None when reservations last as long as the
+    # puller's process (the embedded queue).
+    lease_seconds: float | None
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
@@ -54,6 +59,10 @@ class Queue(Protocol):
         ...
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        """Still working on these (a slow vendor): renew their reservation."""
+        ...
 
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
         """Hand the messages out again after `delay` seconds (attempts keep counting)."""

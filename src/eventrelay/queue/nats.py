@@ -85,6 +85,7 @@ class NatsQueue:
         self._replicas = settings.nats_replicas
         self._storage = StorageType.FILE if settings.nats_storage == "file" else StorageType.MEMORY
         self._ack_wait = settings.nats_ack_wait_seconds
+        self.lease_seconds: float | None = self._ack_wait
         self._dedup_window = settings.nats_dedup_window_seconds
         self._max_age = settings.max_event_age_seconds + _AGE_MARGIN
         self._nc: Client | None = None
@@ -233,6 +234,8 @@ class NatsQueue:
             msg = delivery.msg
             if how == "ack":
                 await msg.ack()
+            elif how == "progress":
+                await msg.in_progress()
             elif how == "nak":
                 await msg.nak(delay=delay)
             else:
@@ -243,6 +246,9 @@ class NatsQueue:
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         await self._settle(deliveries, "ack")
+
+    async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        await self._settle(deliveries, "progress")  # resets JetStream's ack_wait timer
 
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
         await self._settle(deliveries, "nak", max(0.0, delay))

@@ -214,6 +214,8 @@ def _resolve(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]
 
 
 class SqliteQueue:
+    lease_seconds: float | None = None  # handed-out messages stay with this process
+
     def __init__(
         self,
         path: Path,
@@ -513,6 +515,9 @@ class SqliteQueue:
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         await self._finish(deliveries)
+
+    async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        return None
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         await self._finish(deliveries)
