@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from typing import Any
@@ -320,6 +321,21 @@ async def test_deleting_an_integration_discards_its_queue(pipe: Pipeline) -> Non
         return await queued(pipe, integration["id"]) == 0
 
     await pipe.eventually(empty)
+
+
+async def test_events_of_a_paused_integration_expire_counted(settings: Settings) -> None:
+    """Nobody pulls an integration in error: the janitor expires its old events and counts them
+    (on JetStream too, before the stream's own max_age would drop them uncounted)."""
+    async with running_pipeline(settings, max_event_age_seconds=0.5) as pipe:
+        src, integration = await setup(pipe)
+        for _ in range(3):
+            await pipe.ingest("/v1/track", src["write_key"], {"userId": "u", "event": "x"})
+        await asyncio.sleep(0.7)
+        supervisor = pipe.api.runtime.supervisor
+        assert supervisor is not None
+        await supervisor.expire()
+        assert (await pipe.metrics(integration["id"]))["expired"] == 3
+        assert await queued(pipe, integration["id"]) == 0
 
 
 async def test_warehouse_types_are_counted_unavailable(pipe: Pipeline) -> None:

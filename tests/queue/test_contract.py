@@ -155,6 +155,17 @@ async def test_concurrent_pullers_share_without_duplicates(queue_factory: QueueF
     assert len(everything) == len(set(everything)) == 600
 
 
+async def test_expire_drops_and_counts_old_messages(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": [Message("old", b"{}")], "t": [Message("o2", b"{}")]})
+    await asyncio.sleep(0.6)
+    await q.publish({"s": [Message("new", b"{}")]})
+    assert await q.expire(max_age=0.4) == {"s": 1, "t": 1}
+    [left] = await q.pull("s", 10, timeout=1)
+    assert left.message_id == "new"
+    assert await q.pull("t", 10, timeout=0.3) == []
+
+
 async def test_expire_keeps_young_messages(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
     await q.publish({"s": msgs("y", 2)})

@@ -22,20 +22,6 @@ async def test_one_process_per_file(tmp_path: Path) -> None:
         await first.close()
 
 
-async def test_expire_drops_and_counts_old_messages(tmp_path: Path) -> None:
-    q = SqliteQueue(tmp_path / "q.db")
-    await q.start()
-    try:
-        await q.publish({"s": [Message("old", b"{}")], "t": [Message("o2", b"{}")]})
-        await asyncio.sleep(0.3)
-        await q.publish({"s": [Message("new", b"{}")]})
-        assert await q.expire(max_age=0.2) == {"s": 1, "t": 1}
-        [left] = await q.pull("s", 10, timeout=1)
-        assert left.message_id == "new"
-    finally:
-        await q.close()
-
-
 async def test_group_commit_many_concurrent_publishers(tmp_path: Path) -> None:
     q = SqliteQueue(tmp_path / "q.db")
     await q.start()

@@ -8,8 +8,9 @@ every worker process: JetStream hands each message to one of them and redelivers
 message with the same `Nats-Msg-Id` (the event's messageId, per integration). Retries are
 delayed negative acks; discards are `term`; deleting an integration purges its subject.
 
-Messages older than the max event age are aged out by the stream itself (`max_age`), so
-`expire()` has nothing to do here.
+A worker expires (and counts) what it pulls past the max event age; `expire()` does the same
+for what nobody pulls (paused integrations); the stream's own `max_age` (one hour longer) is
+the backstop.
 """
 
 from __future__ import annotations
@@ -276,4 +277,41 @@ class NatsQueue:
         return int((info.state.subjects or {}).get(subject, 0))
 
     async def expire(self, max_age: float) -> dict[str, int]:
-        return {}
+        """Terminate and count messages past the max age that no worker has expired (those of
+        paused or errored integrations), before the stream's own `max_age` would remove them
+        uncounted. Each backlogged subject's oldest message is peeked first, so a queue of
+        young messages is never touched; messages a worker holds are not handed out here."""
+        js = self._jsx()
+        cutoff = time.time() - max_age
+        info = await js.stream_info(self._stream_name, subjects_filter=self._prefix + ">")
+        counts: dict[str, int] = {}
+        for subject, stored in (info.state.subjects or {}).items():
+            if not stored:
+                continue
+            with contextlib.suppress(NotFoundError):
+                oldest = await js.get_msg(self._stream_name, seq=1, subject=subject, next=True)
+                if oldest.time is None or oldest.time.timestamp() >= cutoff:
+                    continue
+                stream = subject.removeprefix(self._prefix)
+                count = await self._terminate_older(stream, cutoff)
+                if count:
+                    counts[stream] = count
+        return counts
+
+    async def _terminate_older(self, stream: str, cutoff: float) -> int:
+        sub = await self._subscription(stream)
+        count = 0
+        while True:
+            try:
+                got = await sub.fetch(batch=200, timeout=1.0)
+            except (TimeoutError, nats.errors.TimeoutError):
+                return count
+            deliveries = [_Delivery(m, stream) for m in got]
+            old = [d for d in deliveries if d.published_at < cutoff]
+            young = [d for d in deliveries if d.published_at >= cutoff]
+            await self.terminate(stream, old)
+            count += len(old)
+            if young:
+                # Not ours to deliver: straight back (their attempt count has grown by one).
+                await self.retry(stream, young, 0.0)
+                return count
