@@ -43,6 +43,8 @@ class PostgresBus(ConfigBus):
 
     async def close(self) -> None:
         await stop_task(self._task)
+        for task in list(self._tasks):  # announcements still being applied
+            await stop_task(task)
         for conn in (self._listener, self._sender):
             if conn is not None and not conn.is_closed():
                 with contextlib.suppress(Exception):
@@ -77,11 +79,12 @@ class PostgresBus(ConfigBus):
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
             data = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return
+            change = Change(str(data["k"]), str(data["i"]))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return  # not one of ours
         if data.get("o") == self._origin:
             return
-        task = asyncio.create_task(self.deliver_local(Change(str(data["k"]), str(data["i"]))))
+        task = asyncio.create_task(self.deliver_local(change))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
