@@ -35,6 +35,7 @@ from eventrelay.api.routes import (
     tokens,
 )
 from eventrelay.control.bootstrap import ensure_owner
+from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 
@@ -102,11 +103,17 @@ def create_app(
                     f"{rt.settings.owner_token_file}):\n{secret}",
                     flush=True,
                 )
-        await rt.start(ingest=True, workers=workers, workers_if_free=workers_if_free)
-        tune_gc()
+        delivers = await rt.start(ingest=True, consume=workers, consume_if_free=workers_if_free)
+        plane = DeliveryPlane(rt) if delivers else None
         try:
+            if plane is not None:
+                await plane.start()
+            admin.state.delivery = plane
+            tune_gc()
             yield
         finally:
+            if plane is not None:
+                await plane.close()
             await rt.close()
 
     admin = FastAPI(
@@ -119,6 +126,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     admin.state.runtime = rt
+    admin.state.delivery = None  # the DeliveryPlane, while this process delivers
     errors.install(admin)
     for module in (
         health,

@@ -101,7 +101,7 @@ def serve(
 )
 def worker(host: str, port: int | None) -> None:
     """Run delivery workers only (scale-out: any number, next to `serve --no-workers`)."""
-    from eventrelay.worker_process import run_worker
+    from eventrelay.delivery.process import run_worker
 
     settings = _settings()
     logs.setup(settings.log_level)

@@ -1,5 +1,6 @@
-"""The runtime: the long-lived pieces one process holds (database, vault, bus, queue, directory,
-metrics, delivery), built from Settings. The HTTP app, the workers and the CLI start from here.
+"""The runtime: the long-lived infrastructure one process holds (database, vault, config bus,
+queue, routing directory, metrics), built from Settings. The HTTP app, the delivery plane
+(`delivery/plane.py`) and the CLI start from here; the runtime knows nothing above it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from eventrelay.store.db import Database
 from eventrelay.store.vault import Vault, load_keys
 
 if TYPE_CHECKING:
-    from eventrelay.delivery.failures import FailureLog
-    from eventrelay.delivery.sender import HttpSender
-    from eventrelay.delivery.supervisor import DeliverySupervisor
     from eventrelay.queue.base import Queue
     from eventrelay.routing.directory import Directory
     from eventrelay.store.metrics import MetricsRecorder
@@ -41,9 +39,6 @@ class Runtime:
     queue: Queue | None = None
     directory: Directory | None = None
     metrics: MetricsRecorder | None = None
-    failures: FailureLog | None = None
-    sender: HttpSender | None = None
-    supervisor: DeliverySupervisor | None = None
 
     @classmethod
     def create(cls, settings: Settings, create_key: bool = True) -> Runtime:
@@ -55,78 +50,51 @@ class Runtime:
         # Other processes may share this database: changes are announced to them too.
         bus: ConfigBus
         if db.is_sqlite:
-            from eventrelay.bus_sqlite import SqliteBus
+            from eventrelay.bus.sqlite import SqliteBus
 
             bus = SqliteBus(db)
         else:
-            from eventrelay.bus_postgres import PostgresBus
+            from eventrelay.bus.postgres import PostgresBus
 
             bus = PostgresBus(settings.postgres_dsn)
         return cls(settings=settings, db=db, vault=vault, bus=bus)
 
     async def start(
-        self, ingest: bool = True, workers: bool = True, workers_if_free: bool = False
-    ) -> None:
-        """Open the data plane: queue, metrics, routing directory, delivery workers.
+        self, ingest: bool = True, consume: bool = True, consume_if_free: bool = False
+    ) -> bool:
+        """Open the data plane's infrastructure: queue, metrics, routing directory (`ingest`).
 
-        `workers_if_free`: deliver only if this process can take the embedded queue's consumer
-        lock (one of several `serve --processes` siblings does), else serve the API alone.
+        `consume`: open the queue as its consumer (this process will deliver).
+        `consume_if_free`: consume only if this process can take the embedded queue's consumer
+        lock (one of several `serve --processes` siblings does), else only publish.
+        Returns whether this process consumes, i.e. should start the delivery plane.
         """
-        from eventrelay.delivery.failures import FailureLog
-        from eventrelay.delivery.policy import RetryPolicy
-        from eventrelay.delivery.sender import HttpSender
-        from eventrelay.delivery.supervisor import DeliverySupervisor
-        from eventrelay.delivery.worker import Services
+        from eventrelay.queue.sqlite import QueueLocked
         from eventrelay.routing.directory import Directory
         from eventrelay.store.metrics import MetricsRecorder
 
-        s = self.settings
         await self.bus.start()
-        from eventrelay.queue.sqlite import QueueLocked
-
-        self.queue = make_queue(s, consumer=workers)
+        self.queue = make_queue(self.settings, consumer=consume)
         try:
             await self.queue.start()
         except QueueLocked:
-            if not workers_if_free:
+            if not consume_if_free:
                 raise
-            workers = False  # a sibling process delivers; this one publishes
-            self.queue = make_queue(s, consumer=False)
+            consume = False  # a sibling process delivers; this one publishes
+            self.queue = make_queue(self.settings, consumer=False)
             await self.queue.start()
         self.metrics = MetricsRecorder(self.db)
         await self.metrics.start()
         if ingest:
             self.directory = Directory(self.db, self.bus)
             await self.directory.start()
-        if workers:
-            self.failures = FailureLog(self.db)
-            await self.failures.start()
-            self.sender = HttpSender(s.http_timeout_seconds, s.allow_private_targets)
-            await self.sender.start()
-            services = Services(
-                queue=self.queue,
-                sender=self.sender,
-                metrics=self.metrics,
-                failures=self.failures,
-                policy=RetryPolicy(
-                    s.retry_base_seconds, s.retry_cap_seconds, s.max_event_age_seconds
-                ),
-                concurrency=s.delivery_concurrency,
-                base_urls=dict(s.vendor_base_urls),
-            )
-            self.supervisor = DeliverySupervisor(self, services, self.failures)
-            await self.supervisor.start()
+        return consume
 
     async def close(self) -> None:
-        """Stop in reverse order: workers drain, counters flush, the queue commits last."""
-        if self.supervisor:
-            await self.supervisor.close()
+        """Stop in reverse order (the delivery plane is closed before): counters flush, the
+        queue commits last."""
         if self.directory:
             await self.directory.close()
-        if self.sender:
-            await self.sender.close()
-        if self.failures:
-            await self.failures.close()
         if self.metrics:
             await self.metrics.close()
         if self.queue:

@@ -6,8 +6,8 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from eventrelay.control.integrations import settings_of
 from eventrelay.control.secrets import reencrypt_all
+from eventrelay.delivery.stored_config import vendor_settings
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 from eventrelay.store.tables import integrations
@@ -33,7 +33,7 @@ async def test_rotation_keeps_old_data_readable(settings: Settings) -> None:
     rt = Runtime.create(both)
     try:
         [row] = await _rows(rt)
-        assert settings_of(rt, row).api_secret.get_secret_value() == "your_mp_api_secret"  # type: ignore[attr-defined]
+        assert vendor_settings(rt.vault, row).api_secret.get_secret_value() == "your_mp_api_secret"  # type: ignore[attr-defined]
         assert await reencrypt_all(rt) == 1
         [rotated] = await _rows(rt)
         assert rotated["secrets"] != row["secrets"]
@@ -44,7 +44,7 @@ async def test_rotation_keeps_old_data_readable(settings: Settings) -> None:
     try:
         [row] = await _rows(rt)
         assert row["id"] == created["id"]
-        assert settings_of(rt, row).api_secret.get_secret_value() == "your_mp_api_secret"  # type: ignore[attr-defined]
+        assert vendor_settings(rt.vault, row).api_secret.get_secret_value() == "your_mp_api_secret"  # type: ignore[attr-defined]
     finally:
         await rt.close()
     only_old_wrong = settings.model_copy(
@@ -54,7 +54,7 @@ async def test_rotation_keeps_old_data_readable(settings: Settings) -> None:
     try:
         [row] = await _rows(rt)
         try:
-            settings_of(rt, row)
+            vendor_settings(rt.vault, row)
             raise AssertionError("decrypted with an unrelated key")
         except VaultError:
             pass

@@ -150,8 +150,8 @@ async def test_client_errors_are_discarded_with_reason(pipe: Pipeline, sink: Sin
     assert m["discarded.http_400"] == 1
     await asyncio.sleep(0.3)
     assert len(sink.requests) == 1  # never retried
-    assert pipe.api.runtime.failures is not None
-    await pipe.api.runtime.failures.flush()
+    assert pipe.api.delivery is not None
+    await pipe.api.delivery.failures.flush()
     r = await pipe.api.get(f"/v1/admin/integrations/{integration['id']}/failures")
     [failure] = r.json()["data"]
     assert failure["outcome"] == "drop"

@@ -331,9 +331,8 @@ async def test_events_of_a_paused_integration_expire_counted(settings: Settings)
         for _ in range(3):
             await pipe.ingest("/v1/track", src["write_key"], {"userId": "u", "event": "x"})
         await asyncio.sleep(0.7)
-        supervisor = pipe.api.runtime.supervisor
-        assert supervisor is not None
-        await supervisor.expire()
+        assert pipe.api.delivery is not None
+        await pipe.api.delivery.supervisor.expire()
         assert (await pipe.metrics(integration["id"]))["expired"] == 3
         assert await queued(pipe, integration["id"]) == 0
 

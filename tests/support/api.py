@@ -11,6 +11,7 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from eventrelay.app import create_app
+from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 
@@ -21,6 +22,7 @@ class Api:
     runtime: Runtime
     owner_token: str
     tokens: dict[str, str] = field(default_factory=dict)
+    delivery: DeliveryPlane | None = None  # the app's delivery plane, when it delivers
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.owner_token}"}
@@ -72,4 +74,5 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
         transport = httpx.ASGITransport(app=manager.app, client=("203.0.113.9", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             token = settings.owner_token_file.read_text().strip()
-            yield Api(client=client, runtime=runtime, owner_token=token)
+            delivery = app.admin.state.delivery
+            yield Api(client=client, runtime=runtime, owner_token=token, delivery=delivery)

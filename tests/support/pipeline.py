@@ -60,8 +60,8 @@ class Pipeline:
         return out
 
     async def failures(self, integration_id: str) -> list[dict[str, Any]]:
-        assert self.api.runtime.failures is not None
-        await self.api.runtime.failures.flush()
+        assert self.api.delivery is not None
+        await self.api.delivery.failures.flush()
         r = await self.api.get(f"/v1/admin/integrations/{integration_id}/failures")
         assert r.status_code == 200, r.text
         data: list[dict[str, Any]] = r.json()["data"]

@@ -15,7 +15,6 @@ from eventrelay.core.config_secrets import (
     dotted,
     flatten,
     masked_secret_paths,
-    merge_secrets,
     restore_masked,
     split_secrets,
 )
@@ -140,13 +139,6 @@ def validate_categories(requested: Sequence[str], allowed: Sequence[str]) -> lis
         if match not in result:
             result.append(match)
     return result
-
-
-def settings_of(rt: Runtime, row: Mapping[str, Any]) -> VendorSettings:
-    """The full settings (secrets decrypted) a worker delivers with."""
-    destination = destination_for(row["type"])
-    config = merge_secrets(row["config"], rt.vault.decrypt_json(row["secrets"]))
-    return destination.Settings.model_validate(config)
 
 
 def _audit_view(row: Mapping[str, Any]) -> dict[str, Any]:

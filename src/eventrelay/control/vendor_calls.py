@@ -11,11 +11,12 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventrelay.control.integrations import destination_for, settings_of
+from eventrelay.control.integrations import destination_for
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.core.events import InvalidEvent, Received, normalize
 from eventrelay.delivery.failures import mask_header
 from eventrelay.delivery.sender import HttpSender, TransportError
+from eventrelay.delivery.stored_config import secret_values, vendor_settings
 from eventrelay.delivery.tokens import TokenCache, TokenError
 from eventrelay.destinations.base import (
     BuildContext,
@@ -86,8 +87,8 @@ async def _load(
         raise ApiError(
             409, "not_available", f"delivery to {destination.title} is not available yet"
         )
-    settings = settings_of(rt, row)
-    secrets = tuple(rt.vault.decrypt_json(row["secrets"]).values())
+    settings = vendor_settings(rt.vault, row)
+    secrets = secret_values(rt.vault, row)
     return row, destination, settings, secrets, source.consent_default if source else "deny"
 
 
@@ -156,11 +157,9 @@ def _build(
 
 async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, Any]:
     row, destination, settings, secrets, _ = await _load(rt, org_id, integration_id)
-    sender = rt.sender
-    own_sender = sender is None
-    if sender is None:  # API-only process: no delivery sender running here
-        sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
-        await sender.start()
+    # A sender of its own: a test call is rare, and the API may run without delivery here.
+    sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
+    await sender.start()
     try:
         ctx = context_for(rt, row["type"], test_mode=True)
         tokens = TokenCache(destination, settings, sender)
@@ -215,8 +214,7 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
                 }
             )
     finally:
-        if own_sender:
-            await sender.close()
+        await sender.close()
     ok = bool(results) and all(r["outcome"]["kind"] == "success" for r in results)
     skipped = [{"index": i, "reason": reason} for i, reason in sorted(built.skipped.items())]
     return {"ok": ok, "results": results, "skipped": skipped}

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from eventrelay.bus import Change, ConfigBus
-from eventrelay.control.integrations import settings_of
 from eventrelay.delivery.failures import FailureLog
 from eventrelay.delivery.health import IntegrationHealth
+from eventrelay.delivery.stored_config import secret_values, vendor_settings
 from eventrelay.delivery.worker import IntegrationWorker, Services, Snapshot
 from eventrelay.destinations import registry
 from eventrelay.runtime import Runtime
@@ -143,8 +143,8 @@ class DeliverySupervisor:
         if not should_run or current is not None:
             return
         assert destination is not None
-        settings = settings_of(self._rt, row)
-        secrets = tuple(self._rt.vault.decrypt_json(row["secrets"]).values())
+        settings = vendor_settings(self._rt.vault, row)
+        secrets = secret_values(self._rt.vault, row)
         snapshot = Snapshot(
             id=integration_id,
             org_id=row["org_id"],

@@ -14,14 +14,15 @@ import signal
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.runtime import Runtime
 
 log = logging.getLogger("eventrelay.worker")
 
 
-def health_app(rt: Runtime) -> web.Application:
+def health_app(rt: Runtime, plane: DeliveryPlane) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
-        count = len(rt.supervisor.workers) if rt.supervisor else 0
+        count = len(plane.supervisor.workers)
         return web.json_response({"status": "ok", "integrations": count})
 
     async def readyz(_request: web.Request) -> web.Response:
@@ -47,10 +48,12 @@ async def _serve(rt: Runtime, host: str, port: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await rt.start(ingest=False, workers=True)
+    await rt.start(ingest=False, consume=True)
+    plane = DeliveryPlane(rt)
+    await plane.start()
     runner: web.AppRunner | None = None
     if port is not None:
-        runner = web.AppRunner(health_app(rt), access_log=None)
+        runner = web.AppRunner(health_app(rt, plane), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
     log.info("worker started")
@@ -60,6 +63,7 @@ async def _serve(rt: Runtime, host: str, port: int | None) -> None:
         log.info("worker stopping: draining in-flight deliveries")
         if runner is not None:
             await runner.cleanup()
+        await plane.close()
         await rt.close()
         log.info("worker stopped")
 
