@@ -94,5 +94,6 @@ async def test_admin_test_call_sends_nothing(settings: Settings) -> None:
             "ok": False,
             "results": [],
             "skipped": [{"index": 0, "reason": "no_test_mode"}],
+            "notes": [],
         }
         assert run.vendor.requests == []

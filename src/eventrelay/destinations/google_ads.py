@@ -9,6 +9,16 @@ stored refresh token (the delivery layer caches it and refreshes once on 401).
 Each upload targets a conversion action instead of an event name: Order Completed goes to the
 configured `conversion_action_id`, `event_mapping` sends other events to other actions, and
 everything else is skipped as "unmapped".
+
+userIpAddress is opt-in (`send_ip_address`, off by default). Google defines it as "the IP
+address of the customer when they arrived on the landing page after an ad click ... not the
+advertiser's server" and says it "does not support IP address matching for end users in the
+European Economic Area (EEA), United Kingdom (UK), or Switzerland (CH). Add logic to
+conditionally exclude sharing IP addresses from users from these regions"
+(https://developers.google.com/google-ads/api/diff-tool/v20/versus-v19/diffs/services/conversion_upload_service).
+So even when enabled it is left out for an event whose country (`geo.countries`: location,
+address, locale) is in those regions, and, the safer reading, for an event whose country is
+unknown. A value without a currency (event's or `default_currency`) is left out.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from eventrelay.destinations.base import (
     BuildContext,
@@ -27,6 +37,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -40,9 +51,16 @@ from eventrelay.destinations.classify import (
     json_body,
     retry_after_seconds,
 )
-from eventrelay.destinations.common import pii
+from eventrelay.destinations.common import geo, pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.fields import EventMapping, NonEmpty, Secret
+from eventrelay.destinations.fields import (
+    DefaultCountry,
+    DefaultCurrency,
+    MappingKey,
+    NonEmpty,
+    Secret,
+    name_field,
+)
 
 BASE_URL = "https://googleads.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -56,6 +74,18 @@ AUTH_CATEGORIES = frozenset({"authenticationError", "authorizationError"})
 TRANSIENT_CODES = frozenset({"TRANSIENT_ERROR", "RESOURCE_EXHAUSTED"})
 # "TOO_RECENT_* may succeed later" (reference 3.6): retried, at the retry policy's longest wait.
 TOO_RECENT_RETRY_SECONDS = 600.0
+
+REGION_EXCLUDED = "region_excluded"
+COUNTRY_UNKNOWN = "country_unknown"
+
+
+def _action_id(action: str) -> str:
+    if not action.isascii() or not action.isdigit() or len(action) > 20:
+        raise ValueError("not a conversion action id (digits)")
+    return action
+
+
+ActionId = Annotated[str, name_field(), AfterValidator(_action_id)]
 
 CustomerId = Annotated[
     str,
@@ -87,25 +117,24 @@ class GoogleAdsSettings(VendorSettings):
         ),
     ] = None
     event_mapping: Annotated[
-        EventMapping,
+        dict[MappingKey, ActionId],
         Field(
+            max_length=500,
             description="Segment event name (or 'page') -> conversion action id (digits). "
             "Order Completed goes to conversion_action_id unless mapped here; other events "
-            "are not uploaded."
+            "are not uploaded.",
         ),
     ] = {}
     send_ip_address: Annotated[
         bool,
-        Field(description="Send context.ip as userIpAddress (it has regional restrictions)."),
-    ] = True
-
-    @field_validator("event_mapping")
-    @classmethod
-    def _action_ids(cls, value: dict[str, str]) -> dict[str, str]:
-        for action in value.values():
-            if not action.isascii() or not action.isdigit() or len(action) > 20:
-                raise ValueError(f"{action!r} is not a conversion action id (digits)")
-        return value
+        Field(
+            description="Send context.ip as userIpAddress. Only when that is the user's IP at "
+            "the landing page after the ad click; never sent for users in the EEA, the UK or "
+            "Switzerland, nor when the event names no country."
+        ),
+    ] = False
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
 def _digits(customer_id: str) -> str:
@@ -118,10 +147,12 @@ def conversion_time(event: Mapping[str, Any], ctx: BuildContext) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
-def user_identifiers(event: Mapping[str, Any]) -> list[dict[str, str]]:
+def user_identifiers(
+    event: Mapping[str, Any], default_country: str | None = None, notes: Notes | None = None
+) -> list[dict[str, str]]:
     """hashedEmail and hashedPhoneNumber, one per UserIdentifier: the only identifiers a click
     conversion upload takes (reference 3.2), normalised by Google's rules (3.4)."""
-    found = pii.GOOGLE_ADS.apply(seg.attributes(event))
+    found = pii.GOOGLE_ADS.apply(seg.attributes(event, default_country, notes))
     return [{field: value} for field, value in found.items()]
 
 
@@ -132,6 +163,33 @@ def click_id(event: Mapping[str, Any]) -> dict[str, str]:
         if found:
             return {name: found}
     return {}
+
+
+def ip_address(event: Mapping[str, Any], settings: GoogleAdsSettings, notes: Notes) -> str | None:
+    """context.ip when the integration opts in and the user is known to be outside the EEA,
+    the UK and Switzerland."""
+    ip = seg.ip(event)
+    if not ip or not settings.send_ip_address:
+        return None
+    countries = geo.countries(event)
+    excluded = [c.upper() for c in countries if c in geo.EEA_UK_CH]
+    if excluded:
+        notes.add(
+            "userIpAddress",
+            REGION_EXCLUDED,
+            f"IP address left out: the user is in {excluded[0]}, and Google Ads takes no IP "
+            "addresses of users in the EEA, the UK or Switzerland",
+        )
+        return None
+    if not countries:
+        notes.add(
+            "userIpAddress",
+            COUNTRY_UNKNOWN,
+            "IP address left out: the event names no country (context.location.country, "
+            "address or locale), so it cannot be shown to be outside the EEA, UK and CH",
+        )
+        return None
+    return ip
 
 
 class GoogleAds(Destination):
@@ -177,7 +235,7 @@ class GoogleAds(Destination):
         return headers
 
     def conversion(
-        self, record: EventRecord, settings: GoogleAdsSettings, ctx: BuildContext
+        self, record: EventRecord, settings: GoogleAdsSettings, ctx: BuildContext, notes: Notes
     ) -> Item | str:
         """One conversion, or the reason the event is skipped."""
         event = record.data
@@ -186,7 +244,7 @@ class GoogleAds(Destination):
             return "unmapped"
         if action == DEFAULT_ACTION:
             action = settings.conversion_action_id
-        identifiers = user_identifiers(event)
+        identifiers = user_identifiers(event, settings.default_country, notes)
         click = click_id(event)
         if not click and not identifiers:
             return "missing_identifier"  # nothing Google could attribute the conversion to
@@ -199,16 +257,15 @@ class GoogleAds(Destination):
             # retries (and neither holds PII, which orderId must not).
             "orderId": seg.order_id(event) or record.message_id,
         }
-        value = seg.value(event)
+        value, currency = seg.money(event, settings.default_currency, notes)
         if value is not None:
             item["conversionValue"] = value
-        currency = seg.currency(event)
         if currency:
             item["currencyCode"] = currency
         if identifiers:
             item["userIdentifiers"] = identifiers
-        ip = seg.ip(event)
-        if ip and settings.send_ip_address:
+        ip = ip_address(event, settings, notes)
+        if ip:
             item["userIpAddress"] = ip
         consent = seg.google_consent(event)
         if consent:
@@ -221,7 +278,9 @@ class GoogleAds(Destination):
     ) -> BuildResult:
         assert isinstance(settings, GoogleAdsSettings)
         result, items = collect(
-            events, lambda record: self.conversion(record, settings, ctx), ("track", "page")
+            events,
+            lambda record, notes: self.conversion(record, settings, ctx, notes),
+            ("track", "page"),
         )
         result.requests = json_requests(
             self.url(settings, ctx),
