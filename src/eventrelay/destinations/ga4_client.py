@@ -83,10 +83,13 @@ def from_cookie(value: str) -> str | None:
     return value if _CLIENT_ID.match(value) else None
 
 
-def session_from_cookie(value: str) -> tuple[str, str | None] | None:
-    """(session id, session number) in a `_ga_<container>` cookie value, GS1 or GS2 format."""
+def session_from_cookie(value: str) -> tuple[str, int | None] | None:
+    """(session id, session number) in a `_ga_<container>` cookie value, GS1 or GS2 format.
+    The id stays a string (GA's examples), the number is a number."""
     match = _GS1.match(value.strip()) or _GS2.match(value.strip())
-    return (match.group(1), match.group(2)) if match else None
+    if not match:
+        return None
+    return match.group(1), int(match.group(2)) if match.group(2) else None
 
 
 def client_id(event: Mapping[str, Any]) -> str | None:
@@ -136,7 +139,7 @@ def _scalar(data: Mapping[str, Any], *paths: str) -> str | int | float | None:
     return None
 
 
-def _session_cookie(event: Mapping[str, Any], measurement_id: str) -> tuple[str, str | None] | None:
+def _session_cookie(event: Mapping[str, Any], measurement_id: str) -> tuple[str, int | None] | None:
     wanted = "_ga_" + measurement_id.removeprefix("G-")
     cookies: dict[str, str] = {}
     for place in _COOKIE_PLACES:

@@ -221,6 +221,8 @@ def clean_url(url: str | None) -> str | None:
         query = parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return None
+    if not parts.scheme or not parts.netloc:
+        return clean_text(url)  # not a URL: free text
     if has_email(parts.netloc + parts.path) or personal(unquote(parts.fragment)):
         return None
     kept = [(k, v) for k, v in query if not pii_key(k) and not personal(v)]
