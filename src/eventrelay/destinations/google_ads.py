@@ -29,6 +29,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
+from eventrelay.destinations import google_ads_failures as failures
 from eventrelay.destinations.base import (
     BuildContext,
     BuildResult,
@@ -69,11 +70,6 @@ DEFAULT_TOKEN_LIFETIME = 3600.0  # Google access tokens live about an hour
 # The action a Segment event goes to by default: the configured conversion_action_id.
 DEFAULT_ACTION = "default"
 DEFAULT_EVENTS = {"Order Completed": DEFAULT_ACTION}
-# Error categories of GoogleAdsFailure.errors[].errorCode.
-AUTH_CATEGORIES = frozenset({"authenticationError", "authorizationError"})
-TRANSIENT_CODES = frozenset({"TRANSIENT_ERROR", "RESOURCE_EXHAUSTED"})
-# "TOO_RECENT_* may succeed later" (reference 3.6): retried, at the retry policy's longest wait.
-TOO_RECENT_RETRY_SECONDS = 600.0
 
 REGION_EXCLUDED = "region_excluded"
 COUNTRY_UNKNOWN = "country_unknown"
@@ -316,9 +312,9 @@ class GoogleAds(Destination):
             return [Outcome(OutcomeKind.SUCCESS)] * max(count, 1)
         per_row: dict[int, list[Outcome]] = {}
         unplaced: list[Outcome] = []
-        for error in _errors(failure):
-            outcome = _row_outcome(error)
-            row = _row_index(error)
+        for error in failures.errors(failure):
+            outcome = failures.row_outcome(error)
+            row = failures.row_index(error)
             if row is not None and 0 <= row < count:
                 per_row.setdefault(row, []).append(outcome)
             else:
@@ -327,10 +323,10 @@ class GoogleAds(Destination):
         outcomes = []
         for row in range(max(count, 1)):
             if row in per_row:
-                outcomes.append(_worst(per_row[row]))
-            elif unplaced and _row_failed(results, row):
+                outcomes.append(failures.worst(per_row[row]))
+            elif unplaced and failures.row_failed(results, row):
                 # An error without an index: it belongs to the rows whose result is empty.
-                outcomes.append(_worst(unplaced))
+                outcomes.append(failures.worst(unplaced))
             else:
                 outcomes.append(Outcome(OutcomeKind.SUCCESS))
         return outcomes
@@ -340,13 +336,15 @@ class GoogleAds(Destination):
     ) -> list[Outcome]:
         """Non-200: a google.rpc.Status for the whole request (nothing was executed)."""
         status = response.status
-        errors = _errors(error)
+        errors = failures.errors(error)
         message = str(error.get("message") or "") or body_text(response)
         if errors and errors[0].get("message"):
             message = f"{message} {errors[0]['message']}".strip()
-        codes = [_code(e) for e in errors]
+        codes = [failures.error_code(e) for e in errors]
         reason = codes[0][1] if codes else str(error.get("status") or f"http_{status}")
-        if status in (401, 403) or any(category in AUTH_CATEGORIES for category, _ in codes):
+        if status in (401, 403) or any(
+            category in failures.AUTH_CATEGORIES for category, _ in codes
+        ):
             # 401: the worker refreshes the token once; 403 PERMISSION_DENIED: the account or
             # OAuth client lacks access, nothing in the batch can succeed until it is fixed.
             return [Outcome(OutcomeKind.AUTH, reason, message)]
@@ -355,7 +353,7 @@ class GoogleAds(Destination):
             return [
                 Outcome(OutcomeKind.RETRY, reason, message, retry_after_seconds(response.headers))
             ]
-        if any(code in TRANSIENT_CODES for _, code in codes):
+        if any(code in failures.TRANSIENT_CODES for _, code in codes):
             return [Outcome(OutcomeKind.RETRY, reason, message)]
         if status == 404:
             # NOT_FOUND: the customer (or API version) does not exist; every event would fail
@@ -367,75 +365,13 @@ class GoogleAds(Destination):
         # sent again without them.
         bad: dict[int, Outcome] = {}
         for item in errors:
-            row = _row_index(item)
+            row = failures.row_index(item)
             if row is not None and 0 <= row < count:
-                bad.setdefault(row, Outcome(OutcomeKind.DROP, _code(item)[1], message))
+                bad.setdefault(row, Outcome(OutcomeKind.DROP, failures.error_code(item)[1], message))
         if bad and count > 1:
             retry = Outcome(OutcomeKind.RETRY, "batch_rejected", message)
             return [bad.get(row, retry) for row in range(count)]
         return [Outcome(OutcomeKind.DROP, reason, message)]
-
-
-# --- GoogleAdsFailure parsing -----------------------------------------------------------------
-
-
-def _errors(status: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """GoogleAdsFailure errors inside a google.rpc.Status's details."""
-    out: list[dict[str, Any]] = []
-    details = status.get("details")
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and isinstance(detail.get("errors"), list):
-            out.extend(e for e in detail["errors"] if isinstance(e, dict))
-    return out
-
-
-def _code(error: Mapping[str, Any]) -> tuple[str, str]:
-    """(category, code) of an error, e.g. ("conversionUploadError", "INVALID_GCLID")."""
-    code = error.get("errorCode")
-    if isinstance(code, dict):
-        for category, value in code.items():
-            return str(category), str(value)
-    return "", "unknown_error"
-
-
-def _row_index(error: Mapping[str, Any]) -> int | None:
-    """The conversion an error is about: location.fieldPathElements[{fieldName: conversions,
-    index}]."""
-    location = error.get("location")
-    elements = location.get("fieldPathElements") if isinstance(location, dict) else None
-    for element in elements if isinstance(elements, list) else []:
-        if isinstance(element, dict) and element.get("fieldName") == "conversions":
-            index = element.get("index")
-            return index if isinstance(index, int) and not isinstance(index, bool) else None
-    return None
-
-
-def _row_outcome(error: Mapping[str, Any]) -> Outcome:
-    category, code = _code(error)
-    message = str(error.get("message") or code)
-    if code in TRANSIENT_CODES:
-        return Outcome(OutcomeKind.RETRY, code, message)
-    if code.startswith("TOO_RECENT_"):
-        return Outcome(OutcomeKind.RETRY, code, message, TOO_RECENT_RETRY_SECONDS)
-    if category in AUTH_CATEGORIES:
-        return Outcome(OutcomeKind.AUTH, code, message)
-    return Outcome(OutcomeKind.DROP, code, message)
-
-
-def _worst(outcomes: list[Outcome]) -> Outcome:
-    """A row with several errors: a permanent one wins (retrying cannot fix the row)."""
-    for kind in (OutcomeKind.DROP, OutcomeKind.AUTH, OutcomeKind.RETRY):
-        for outcome in outcomes:
-            if outcome.kind is kind:
-                return outcome
-    return outcomes[0]
-
-
-def _row_failed(results: Any, row: int) -> bool:
-    """results[] is aligned with the request; a failed row's entry is empty."""
-    if not isinstance(results, list) or row >= len(results):
-        return True
-    return not results[row]
 
 
 destination = GoogleAds()
