@@ -102,10 +102,11 @@ def items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def scalar(value: Any) -> str | int | float | None:
-    """A param value: string (at most 100 characters) or number; anything else, or personal
-    data, is left out."""
-    if isinstance(value, bool) or value is None or detect.personal(value):
+def scalar(value: Any, free_text: bool = True) -> str | int | float | None:
+    """A param value: string (at most 100 characters) or number; anything else is left out, and
+    so is free text that holds personal data (`free_text=False` for documented numeric params,
+    which a long number must not lose)."""
+    if isinstance(value, bool) or value is None or (free_text and detect.personal(value)):
         return None
     if isinstance(value, int | float):
         return value
@@ -138,8 +139,10 @@ def params(
     if name in ("purchase", "refund"):
         # The dedup key of purchases; never sent empty (reference 1.2).
         out["transaction_id"] = seg.order_id(event)
-        for key in ("coupon", "shipping", "tax", "affiliation"):
+        for key in ("coupon", "affiliation"):
             out[key] = scalar(get(event, f"properties.{key}"))
+        for key in ("shipping", "tax"):
+            out[key] = scalar(get(event, f"properties.{key}"), free_text=False)
     elif name in ECOMMERCE:
         out["coupon"] = scalar(get(event, "properties.coupon"))
     if name in ECOMMERCE:
@@ -156,7 +159,9 @@ def params(
         out["page_title"] = seg.clean(event, "context.page.title", "properties.title", "name")
     # Session stitching (gclid attribution comes from the session, reference 1.2).
     out["session_id"], out["session_number"] = session
-    out["engagement_time_msec"] = scalar(get(event, "properties.engagement_time_msec"))
+    out["engagement_time_msec"] = scalar(
+        get(event, "properties.engagement_time_msec"), free_text=False
+    )
     out = {k: v for k, v in out.items() if v is not None and v != ""}
     if name not in ECOMMERCE and name not in ("search", "sign_up", "login", "page_view"):
         _custom(event, out, notes)

@@ -367,7 +367,9 @@ class GoogleAds(Destination):
         for item in errors:
             row = failures.row_index(item)
             if row is not None and 0 <= row < count:
-                bad.setdefault(row, Outcome(OutcomeKind.DROP, failures.error_code(item)[1], message))
+                bad.setdefault(
+                    row, Outcome(OutcomeKind.DROP, failures.error_code(item)[1], message)
+                )
         if bad and count > 1:
             retry = Outcome(OutcomeKind.RETRY, "batch_rejected", message)
             return [bad.get(row, retry) for row in range(count)]
