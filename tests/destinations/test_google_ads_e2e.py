@@ -31,6 +31,7 @@ PURCHASE: dict[str, Any] = {
     "properties": {"order_id": "O-1", "revenue": 10.5, "currency": "usd", "gclid": "Cj0-GCLID"},
     "context": {
         "ip": "203.0.113.5",
+        "location": {"country": "US"},
         "traits": {"email": "Ada.Lovelace+shop@gmail.com", "phone": "+44 7700 900123"},
         "consent": {"categoryPreferences": {"Advertising": True}},
     },
@@ -73,7 +74,9 @@ def on(vendor: Sink, path: str) -> list[Received]:
 
 
 async def test_purchase_arrives_in_the_documented_shape(settings: Settings) -> None:
-    async with vendor_run(settings, "google_ads", CONFIG, endpoints=("oauth",)) as run:
+    # userIpAddress is opt-in, and sent only for a user known to be outside the EEA/UK/CH.
+    config = {**CONFIG, "send_ip_address": True}
+    async with vendor_run(settings, "google_ads", config, endpoints=("oauth",)) as run:
         run.vendor.responder = google()
         await run.send(**PURCHASE)
         await run.vendor.wait_for(lambda: len(on(run.vendor, API_PATH)) == 1)

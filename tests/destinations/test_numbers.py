@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from eventrelay.destinations.common.numbers import decimal_string, whole
+from eventrelay.destinations.common.numbers import count, decimal_string
 
 
 @pytest.mark.parametrize(
@@ -24,7 +24,7 @@ def test_decimal_string(number: float, expected: str) -> None:
     assert decimal_string(number) == expected
 
 
-def test_whole() -> None:
-    assert whole(2.0) == 2 and isinstance(whole(2.0), int)
-    assert whole(2.5) == 2.5
-    assert whole(None) is None
+def test_count_is_an_integer() -> None:
+    assert count(2.0) == 2 and isinstance(count(2.0), int)
+    assert count(2.6) == 3 and isinstance(count(2.6), int)
+    assert count(None) is None

@@ -125,3 +125,57 @@ async def test_webhook_test_and_roles(settings: Settings) -> None:
             assert r.status_code == 409
     finally:
         await sink.close()
+
+
+async def test_preview_says_why_a_field_was_left_out(settings: Settings) -> None:
+    """Issue 8: the preview's `notes` tell, per event, what the request leaves out and why."""
+    async with vendor_run(settings, "meta_capi", CONFIG) as run:
+        api = run.pipe.api
+        source = run.source["id"]
+
+        async def notes(type_: str, config: dict[str, object], event: dict[str, object]) -> list:
+            made = await api.make_integration(source, type=type_, config=config)
+            r = await api.post(
+                f"/v1/admin/integrations/{made['id']}/preview", json={"batch": [event]}
+            )
+            assert r.status_code == 200, r.text
+            return [(n["index"], n["field"], n["reason"]) for n in r.json()["notes"]]
+
+        event = {
+            "type": "track",
+            "userId": "u",
+            "anonymousId": "anon-1",
+            "event": "Order Completed",
+            "properties": {"order_id": "O-1", "revenue": 10, "gclid": "G-1"},
+            "context": {
+                "userAgent": "UA",
+                "ip": "203.0.113.5",
+                "location": {"country": "DE"},
+                "traits": {"phone": "(650) 555-1234"},
+            },
+        }
+        meta = await notes("meta_capi", CONFIG, {**event, "context": {"userAgent": "UA"}})
+        assert meta == [(0, "value", "no_currency")]
+        ga4 = await notes("ga4", {"measurement_id": "G-ABC123XYZ", "api_secret": "x"}, event)
+        assert (0, "client_id", "ga_client_id_missing") in ga4
+        assert (0, "value", "no_currency") in ga4
+        google = {
+            "customer_id": "123-456-7890",
+            "conversion_action_id": "987654321",
+            "oauth_credentials": {"client_id": "c", "client_secret": "s", "refresh_token": "r"},
+            "send_ip_address": True,
+        }
+        ads = await notes("google_ads", google, event)
+        assert (0, "userIpAddress", "region_excluded") in ads
+        no_country = {**event, "context": {"traits": {"phone": "(650) 555-1234"}}}
+        assert (0, "phone", "no_country_code") in await notes("tiktok", TIKTOK, no_country)
+        ttd = {"advertiser_id": "adv", "tracking_tag_id": "trk", "auth_token": "t"}
+        made = await api.make_integration(source, type="the_trade_desk", config=ttd)
+        r = await api.post(f"/v1/admin/integrations/{made['id']}/preview", json={"event": event})
+        assert r.json()["skipped"] == [{"index": 0, "reason": "no_identifier"}]
+        [note] = r.json()["notes"]
+        assert note["field"] == "adid" and "TDID" in note["message"]
+        assert run.vendor.requests == []
+
+
+TIKTOK = {"pixel_id": "CABCDE1234567890", "access_token": "tt-token"}

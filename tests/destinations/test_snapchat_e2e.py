@@ -124,7 +124,7 @@ async def test_event_mapping_only_takes_snap_event_names(settings: Settings) -> 
             {**CONFIG, "event_mapping": {"Demo Booked": "DEMO_BOOKED"}}
         )
         assert bad.status_code == 422
-        assert bad.json()["error"]["details"][0]["field"] == "config.event_mapping"
+        assert bad.json()["error"]["details"][0]["field"] == "config.event_mapping.Demo Booked"
         good = {**CONFIG, "event_mapping": {"Demo Booked": "CUSTOM_EVENT_1"}}
         await api.make_integration(run.source["id"], type="snapchat", config=good)
 

@@ -94,5 +94,17 @@ async def test_admin_test_call_sends_nothing(settings: Settings) -> None:
             "ok": False,
             "results": [],
             "skipped": [{"index": 0, "reason": "no_test_mode"}],
+            "notes": [],
         }
         assert run.vendor.requests == []
+
+
+async def test_event_without_identifier_is_counted_as_filtered(settings: Settings) -> None:
+    """Issue 8: TTD requires adid + adid_type; an event with none is not sent and is counted as
+    filtered (no_identifier), next to one that is delivered."""
+    async with vendor_run(settings, "the_trade_desk", CONFIG) as run:
+        await run.send(**purchase())  # an email, but no TDID/UID2/RampID/device id
+        await run.send(**PURCHASE)
+        await run.wait_metrics(successes=1, timeout=30, **{"filtered.no_identifier": 1})
+        [request] = run.vendor.requests
+        assert request.json()["data"][0]["adid_type"] == "TDID"

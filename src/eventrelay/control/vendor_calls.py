@@ -25,6 +25,7 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Note,
     VendorSettings,
     build_context,
 )
@@ -130,7 +131,21 @@ async def preview(
             {"index": positions[i], "reason": reason} for i, reason in sorted(built.skipped.items())
         ],
         "filtered": filtered,
+        "notes": present_notes(built, positions),
     }
+
+
+def present_notes(built: BuildResult, positions: Sequence[int] | None = None) -> list[Any]:
+    """Per event, what the requests leave out and why (`Note`), in event order."""
+    return [
+        {"index": positions[i] if positions is not None else i, **_note(note)}
+        for i, notes in sorted(built.notes.items())
+        for note in notes
+    ]
+
+
+def _note(note: Note) -> dict[str, str]:
+    return {"field": note.field, "reason": note.reason, "message": note.message}
 
 
 def _renumbered(request: dict[str, Any], positions: list[int]) -> dict[str, Any]:
@@ -217,4 +232,4 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
         await sender.close()
     ok = bool(results) and all(r["outcome"]["kind"] == "success" for r in results)
     skipped = [{"index": i, "reason": reason} for i, reason in sorted(built.skipped.items())]
-    return {"ok": ok, "results": results, "skipped": skipped}
+    return {"ok": ok, "results": results, "skipped": skipped, "notes": present_notes(built)}

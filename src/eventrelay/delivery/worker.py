@@ -40,7 +40,7 @@ log = logging.getLogger("eventrelay.delivery")
 
 PULL_TIMEOUT = 1.0
 # Skip reasons from `build` that mean "not for this vendor" rather than "vendor refused".
-FILTER_REASONS = frozenset({"unmapped", "unsupported_type", "consent"})
+FILTER_REASONS = frozenset({"unmapped", "unsupported_type", "consent", "no_identifier"})
 
 
 @dataclass(frozen=True, slots=True)

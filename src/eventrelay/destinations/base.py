@@ -85,11 +85,43 @@ class Outcome:
     retry_after: float | None = None  # seconds, from Retry-After or the vendor's body
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something `build` left out of (or put in place of) an event's data, and why: the preview
+    shows it so a user can tell a missing field from a bug."""
+
+    field: str  # what: a user attribute ("phone"), a vendor field ("userIpAddress", "value")
+    reason: str  # machine-readable: no_country_code, region_excluded, no_currency, ...
+    message: str  # for people
+
+
+class Notes:
+    """The notes of one event. Adding the same (field, reason) twice keeps one."""
+
+    __slots__ = ("items",)
+
+    def __init__(self) -> None:
+        self.items: list[Note] = []
+
+    def add(self, field: str, reason: str, message: str) -> None:
+        if not any(n.field == field and n.reason == reason for n in self.items):
+            self.items.append(Note(field, reason, message))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+
 @dataclass(slots=True)
 class BuildResult:
     requests: list[HttpRequest] = field(default_factory=list)
     # Events that will not be sent, by index, with the reason (e.g. "unmapped").
     skipped: dict[int, str] = field(default_factory=dict)
+    # Per event, what was left out of what is sent and why (the admin preview shows them).
+    notes: dict[int, list[Note]] = field(default_factory=dict)
+
+    def keep_notes(self, index: int, notes: Notes) -> None:
+        if notes:
+            self.notes[index] = list(notes.items)
 
 
 Item = dict[str, Any]
@@ -97,16 +129,19 @@ Item = dict[str, Any]
 
 def collect(
     events: Sequence[EventRecord],
-    item: Callable[[EventRecord], Item | str],
+    item: Callable[[EventRecord, Notes], Item | str],
     types: tuple[str, ...],
 ) -> tuple[BuildResult, list[tuple[int, Item]]]:
     """The usual first half of `build`: events whose type is not in `types` are skipped as
     "unsupported_type"; `item` turns each other event into the entry to send, or returns the
-    reason it is skipped. Returns the result (skips so far) and the (index, entry) pairs."""
+    reason it is skipped, and notes what it left out. Returns the result (skips and notes so
+    far) and the (index, entry) pairs."""
     result = BuildResult()
     items: list[tuple[int, Item]] = []
     for index, record in enumerate(events):
-        built = item(record) if record.data.get("type") in types else "unsupported_type"
+        notes = Notes()
+        built = item(record, notes) if record.data.get("type") in types else "unsupported_type"
+        result.keep_notes(index, notes)
         if isinstance(built, str):
             result.skipped[index] = built
         else:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import pycountry
 from pydantic import AfterValidator, Field, SecretStr
 
 # A secret value: encrypted at rest, "***" in responses, never logged.
@@ -88,4 +90,68 @@ EventMapping = Annotated[
         max_length=500,
         description="Segment event name -> vendor event name; overrides the default mapping.",
     ),
+]
+
+
+# The parts of an event_mapping, for vendors that check the mapped names one by one (so a
+# refusal names the field config.event_mapping.<Segment event>):
+# `Annotated[dict[MappingKey, <checked name>], MAPPING]`.
+MappingKey = Annotated[str, Field(min_length=1, max_length=200)]
+MAPPING = Field(
+    max_length=500,
+    description="Segment event name -> vendor event name; overrides the default mapping.",
+)
+
+
+def one_of(names: Iterable[str]) -> Callable[[str], str]:
+    """A validator for a vendor's closed list of event names; the error lists them all."""
+    allowed = sorted(set(names))
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"not a documented event name; use one of: {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def name_field(names: Iterable[str] | None = None) -> Any:
+    """Field() of a mapped event name: its length, and the closed list as a JSON Schema enum."""
+    extra: dict[str, Any] | None = {"enum": sorted(set(names))} if names is not None else None
+    return Field(min_length=1, max_length=100, json_schema_extra=extra)
+
+
+def _check_country(value: str) -> str:
+    country = pycountry.countries.get(alpha_2=value.upper())
+    if country is None:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, e.g. US")
+    return str(country.alpha_2)
+
+
+def _check_currency(value: str) -> str:
+    if pycountry.currencies.get(alpha_3=value.upper()) is None:
+        raise ValueError("must be an ISO 4217 currency code, e.g. EUR")
+    return value.upper()
+
+
+DefaultCountry = Annotated[
+    str | None,
+    Field(
+        min_length=2,
+        max_length=2,
+        description="ISO 3166-1 alpha-2 country for phone numbers written without a country "
+        "code (else the event's country or locale region is used; without any, such a number "
+        "is left out).",
+    ),
+    AfterValidator(lambda v: _check_country(v) if v is not None else None),
+]
+DefaultCurrency = Annotated[
+    str | None,
+    Field(
+        min_length=3,
+        max_length=3,
+        description="ISO 4217 currency of events that carry a value but no currency (without "
+        "it such a value is left out rather than reported in a guessed currency).",
+    ),
+    AfterValidator(lambda v: _check_currency(v) if v is not None else None),
 ]

@@ -7,19 +7,24 @@ a batch is grouped per (client, user, consent, user data), then cut at 25 events
 The Measurement Protocol answers 2xx to anything it receives and never reports payload errors,
 so 2xx is success; only the /debug/mp/collect validation endpoint (admin test call) says what
 is wrong with a payload.
+
+client_id and session_id come from the GA tag's cookie when the event carries it
+(`ga4_client`); params are built by `ga4_params`, which keeps personal data out. user_id is
+never an email address or phone number (Google's policy: no PII in user_id,
+https://support.google.com/analytics/answer/6366371); such a user_id is left out and noted.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
 import orjson
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
+from eventrelay.destinations import ga4_client
 from eventrelay.destinations.base import (
     BuildContext,
     BuildResult,
@@ -27,32 +32,28 @@ from eventrelay.destinations.base import (
     EventRecord,
     HttpRequest,
     HttpResponse,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
 )
 from eventrelay.destinations.classify import classify_status
-from eventrelay.destinations.common import pii
+from eventrelay.destinations.common import detect, pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.common.numbers import whole
-from eventrelay.destinations.common.paths import get, text
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.fields import (
+    MAPPING,
+    DefaultCountry,
+    DefaultCurrency,
+    MappingKey,
+    Secret,
+    name_field,
+)
+from eventrelay.destinations.ga4_params import check_event_name, custom_event_name, params
 
 HOSTS = {"global": "https://www.google-analytics.com", "eu": "https://region1.google-analytics.com"}
 MAX_EVENTS = 25
 MAX_BODY = 130_000  # bytes; the reference says "POST body < 130 kB"
 MAX_AGE = timedelta(hours=72)  # backdating limit (3 calendar days in the property's time zone)
-MAX_PARAMS = 25
-MAX_VALUE_CHARS = 100
-NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,39}$")
-# session_start is the reserved name the reference gives; the others are GA4's automatically
-# collected events, also reserved [unverified: not in the reference].
-RESERVED_EVENTS = frozenset(
-    {"session_start", "first_visit", "first_open", "user_engagement", "app_remove", "ad_click"}
-)
-# Param prefixes GA4 keeps for itself [unverified: the reference names them for user
-# properties only]; a property with such a name is not forwarded.
-RESERVED_PREFIXES = ("google_", "ga_", "firebase_")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Segment e-commerce spec -> GA4 recommended events (Segment default subscriptions, reference
@@ -78,59 +79,9 @@ DEFAULT_EVENTS = {
     # Segment's GA4 destination sends it [impl]; validate with /debug/mp/collect.
     seg.PAGE: "page_view",
 }
-ECOMMERCE = frozenset(
-    {
-        "purchase",
-        "refund",
-        "add_to_cart",
-        "remove_from_cart",
-        "view_cart",
-        "begin_checkout",
-        "add_payment_info",
-        "add_shipping_info",
-        "view_item",
-        "view_item_list",
-        "select_item",
-        "add_to_wishlist",
-    }
-)
-# Properties never forwarded as custom event params: read into other fields, or PII (GA4 must
-# not receive PII in params; user data goes hashed in user_data).
-NOT_PARAMS = frozenset(
-    {
-        "products",
-        "revenue",
-        "total",
-        "value",
-        "currency",
-        "email",
-        "phone",
-        "first_name",
-        "firstname",
-        "last_name",
-        "lastname",
-        "street",
-        "address",
-        "address_line1",
-        "postal_code",
-        "zip",
-        "birthday",
-        "gclid",
-        "gbraid",
-        "wbraid",
-        "fbclid",
-    }
-)
-_NOT_NAME_CHAR = re.compile(r"[^a-z0-9]+")
 
-
-def _check_event_name(name: str) -> str:
-    if not NAME.match(name) or name in RESERVED_EVENTS:
-        raise ValueError(
-            f"{name!r} is not a GA4 event name (a letter, then letters, digits or _, "
-            "at most 40 characters, not reserved)"
-        )
-    return name
+# GA4 takes custom event names: a mapped name is checked for GA4's name rules, not a list.
+Ga4EventName = Annotated[str, name_field(), AfterValidator(check_event_name)]
 
 
 class Ga4Settings(VendorSettings):
@@ -142,10 +93,7 @@ class Ga4Settings(VendorSettings):
         Literal["global", "eu"],
         Field(description="eu sends to region1.google-analytics.com (EU data collection)."),
     ] = "global"
-    event_mapping: Annotated[
-        EventMapping,
-        Field(description="Segment event name (or 'page') -> GA4 event name; overrides defaults."),
-    ] = {}
+    event_mapping: Annotated[dict[MappingKey, Ga4EventName], MAPPING] = {}
     page_views: Annotated[
         bool,
         Field(
@@ -153,119 +101,25 @@ class Ga4Settings(VendorSettings):
             "already records page views."
         ),
     ] = True
-
-    @field_validator("event_mapping")
-    @classmethod
-    def _ga4_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value.values():
-            _check_event_name(name)
-        return value
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
 # --- user data ---------------------------------------------------------------------------------
 
 
-def user_data(event: Mapping[str, Any]) -> dict[str, Any]:
+def user_data(
+    event: Mapping[str, Any], settings: Ga4Settings, notes: Notes | None = None
+) -> dict[str, Any]:
     """user_data per reference 1.4, by `pii.GA4*`: email, phone, names and street hashed
     (Google's rules), city/region/postal code/country in clear. The address parts go in one
     `address[]` entry [unverified: the reference lists the fields, not the array holding them]."""
-    read = seg.attributes(event)
+    read = seg.attributes(event, settings.default_country, notes)
     data = pii.GA4.apply(read, arrays=True)
     address = pii.GA4_ADDRESS.apply(read)
     if address:
         data["address"] = [address]
     return data
-
-
-# --- event params ------------------------------------------------------------------------------
-
-
-def _items(event: Mapping[str, Any]) -> list[dict[str, Any]]:
-    items = []
-    for product in seg.products(event):
-        item = {
-            "item_id": product.id,
-            "item_name": product.name,
-            "price": product.price,
-            "quantity": whole(product.quantity),
-            "item_category": product.category,
-            "item_brand": product.brand,
-            "item_variant": product.variant,
-        }
-        item = {k: v for k, v in item.items() if v is not None}
-        # GA4 needs an item_id or item_name per item.
-        if "item_id" in item or "item_name" in item:
-            items.append(item)
-    return items
-
-
-def _scalar(value: Any) -> str | int | float | None:
-    """A param value: string (at most 100 characters) or number; anything else is left out."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return value
-    if isinstance(value, str):
-        return value[:MAX_VALUE_CHARS] if value.strip() else None
-    return None
-
-
-def _param_name(key: str) -> str | None:
-    name = _NOT_NAME_CHAR.sub("_", key.strip().lower()).strip("_")
-    if not NAME.match(name) or name.startswith(RESERVED_PREFIXES) or name in NOT_PARAMS:
-        return None
-    return name
-
-
-def params(event: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """The event's params: the documented ones for recommended events; for custom events the
-    event's scalar properties (names made GA4-safe, PII left out)."""
-    out: dict[str, Any] = {}
-    value = seg.value(event)
-    currency = seg.currency(event)
-    if name in ECOMMERCE or value is not None:
-        out["currency"] = currency
-        out["value"] = value
-    if name in ("purchase", "refund"):
-        # The dedup key of purchases; never sent empty (reference 1.2).
-        out["transaction_id"] = seg.order_id(event)
-        for key in ("coupon", "shipping", "tax", "affiliation"):
-            out[key] = _scalar(get(event, f"properties.{key}"))
-    elif name in ECOMMERCE:
-        out["coupon"] = _scalar(get(event, "properties.coupon"))
-    if name in ECOMMERCE:
-        items = _items(event)
-        if items:
-            out["items"] = items
-    if name == "search":
-        out["search_term"] = seg.search_query(event)
-    elif name in ("sign_up", "login"):
-        out["method"] = text(event, "properties.method")
-    elif name == "page_view":
-        out["page_location"] = seg.page_url(event)
-        out["page_referrer"] = seg.referrer(event)
-        out["page_title"] = text(event, "context.page.title", "properties.title", "name")
-    # Session stitching (gclid attribution comes from the session, reference 1.2).
-    out["session_id"] = _scalar(get(event, "properties.session_id"))
-    out["engagement_time_msec"] = _scalar(get(event, "properties.engagement_time_msec"))
-    out = {k: v for k, v in out.items() if v is not None and v != ""}
-    if name not in ECOMMERCE and name not in ("search", "sign_up", "login", "page_view"):
-        properties = event.get("properties")
-        if isinstance(properties, Mapping):
-            for key, raw in properties.items():
-                param = _param_name(str(key))
-                scalar = _scalar(raw)
-                if param and scalar is not None and param not in out:
-                    out[param] = scalar
-    if len(out) > MAX_PARAMS:
-        out = dict(list(out.items())[:MAX_PARAMS])
-    return out
-
-
-def custom_event_name(name: str) -> str | None:
-    """A Segment event name as a GA4 name: snake_case, at most 40 characters."""
-    value = _NOT_NAME_CHAR.sub("_", name.strip().lower()).strip("_")[:40].rstrip("_")
-    return value if NAME.match(value) and value not in RESERVED_EVENTS else None
 
 
 def _micros(when: datetime) -> int:
@@ -311,7 +165,7 @@ class Ga4(Destination):
             return name
         # GA4 takes custom events: other track events go under their snake_case name.
         raw = seg.mapping_key(event) if event.get("type") == "track" else None
-        return custom_event_name(raw) if raw else None
+        return custom_event_name(raw) if raw and not detect.personal(raw) else None
 
     def build(
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: BuildContext
@@ -333,25 +187,13 @@ class Ga4(Destination):
             if ctx.now - when > MAX_AGE:
                 result.skipped[index] = "too_old"  # GA4 would accept and silently ignore it
                 continue
-            # client_id is required; the device id is the anonymousId, and a server-side event
-            # with only a userId uses that (our choice: GA4 needs some stable client id).
-            client_id = seg.anonymous_id(event) or seg.user_id(event)
-            if not client_id:
+            notes = Notes()
+            built = self._event(event, name, when, settings, notes)
+            result.keep_notes(index, notes)
+            if built is None:
                 result.skipped[index] = "missing_client_id"
                 continue
-            header: dict[str, Any] = {"client_id": client_id}
-            if seg.user_id(event):
-                header["user_id"] = seg.user_id(event)
-            consent = seg.google_consent(event)
-            if consent:
-                header["consent"] = consent
-            users = user_data(event)
-            if users:
-                header["user_data"] = users
-            # Event-level timestamp_micros overrides the request's [unverified: the reference
-            # shows the request-level field only]; it lets one request carry events of
-            # different times.
-            item = {"name": name, "params": params(event, name), "timestamp_micros": _micros(when)}
+            header, item = built
             key = orjson.dumps(header, option=orjson.OPT_SORT_KEYS)
             groups.setdefault(key, (header, []))[1].append((index, item))
 
@@ -359,6 +201,47 @@ class Ga4(Destination):
         for header, items in groups.values():
             self._requests(url, header, items, result)
         return result
+
+    def _event(
+        self,
+        event: Mapping[str, Any],
+        name: str,
+        when: datetime,
+        settings: Ga4Settings,
+        notes: Notes,
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(request header, event item), or None without any usable client id."""
+        client_id = ga4_client.resolve(event, notes)
+        if not client_id:
+            return None
+        header: dict[str, Any] = {"client_id": client_id}
+        user_id = seg.user_id(event)
+        if user_id and detect.personal(user_id):
+            notes.add(
+                "user_id",
+                ga4_client.PERSONAL_DATA,
+                "user_id left out: it looks like an email address or phone number, which "
+                "Google forbids in user_id",
+            )
+        elif user_id:
+            header["user_id"] = user_id
+        consent = seg.google_consent(event)
+        if consent:
+            header["consent"] = consent
+        users = user_data(event, settings, notes)
+        if users:
+            header["user_data"] = users
+        money = seg.money(event, settings.default_currency, notes)
+        session = ga4_client.session(event, settings.measurement_id)
+        # Event-level timestamp_micros overrides the request's [unverified: the reference
+        # shows the request-level field only]; it lets one request carry events of
+        # different times.
+        item = {
+            "name": name,
+            "params": params(event, name, money, session, notes),
+            "timestamp_micros": _micros(when),
+        }
+        return header, item
 
     def _requests(
         self,

@@ -9,6 +9,16 @@ stored refresh token (the delivery layer caches it and refreshes once on 401).
 Each upload targets a conversion action instead of an event name: Order Completed goes to the
 configured `conversion_action_id`, `event_mapping` sends other events to other actions, and
 everything else is skipped as "unmapped".
+
+userIpAddress is opt-in (`send_ip_address`, off by default). Google defines it as "the IP
+address of the customer when they arrived on the landing page after an ad click ... not the
+advertiser's server" and says it "does not support IP address matching for end users in the
+European Economic Area (EEA), United Kingdom (UK), or Switzerland (CH). Add logic to
+conditionally exclude sharing IP addresses from users from these regions"
+(https://developers.google.com/google-ads/api/diff-tool/v20/versus-v19/diffs/services/conversion_upload_service).
+So even when enabled it is left out for an event whose country (`geo.countries`: location,
+address, locale) is in those regions, and, the safer reading, for an event whose country is
+unknown. A value without a currency (event's or `default_currency`) is left out.
 """
 
 from __future__ import annotations
@@ -17,8 +27,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
+from eventrelay.destinations import google_ads_failures as failures
 from eventrelay.destinations.base import (
     BuildContext,
     BuildResult,
@@ -27,6 +38,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -40,9 +52,16 @@ from eventrelay.destinations.classify import (
     json_body,
     retry_after_seconds,
 )
-from eventrelay.destinations.common import pii
+from eventrelay.destinations.common import geo, pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.fields import EventMapping, NonEmpty, Secret
+from eventrelay.destinations.fields import (
+    DefaultCountry,
+    DefaultCurrency,
+    MappingKey,
+    NonEmpty,
+    Secret,
+    name_field,
+)
 
 BASE_URL = "https://googleads.googleapis.com"
 TOKEN_URL = "https://oauth2.googleapis.com/token"
@@ -51,11 +70,18 @@ DEFAULT_TOKEN_LIFETIME = 3600.0  # Google access tokens live about an hour
 # The action a Segment event goes to by default: the configured conversion_action_id.
 DEFAULT_ACTION = "default"
 DEFAULT_EVENTS = {"Order Completed": DEFAULT_ACTION}
-# Error categories of GoogleAdsFailure.errors[].errorCode.
-AUTH_CATEGORIES = frozenset({"authenticationError", "authorizationError"})
-TRANSIENT_CODES = frozenset({"TRANSIENT_ERROR", "RESOURCE_EXHAUSTED"})
-# "TOO_RECENT_* may succeed later" (reference 3.6): retried, at the retry policy's longest wait.
-TOO_RECENT_RETRY_SECONDS = 600.0
+
+REGION_EXCLUDED = "region_excluded"
+COUNTRY_UNKNOWN = "country_unknown"
+
+
+def _action_id(action: str) -> str:
+    if not action.isascii() or not action.isdigit() or len(action) > 20:
+        raise ValueError("not a conversion action id (digits)")
+    return action
+
+
+ActionId = Annotated[str, name_field(), AfterValidator(_action_id)]
 
 CustomerId = Annotated[
     str,
@@ -87,25 +113,24 @@ class GoogleAdsSettings(VendorSettings):
         ),
     ] = None
     event_mapping: Annotated[
-        EventMapping,
+        dict[MappingKey, ActionId],
         Field(
+            max_length=500,
             description="Segment event name (or 'page') -> conversion action id (digits). "
             "Order Completed goes to conversion_action_id unless mapped here; other events "
-            "are not uploaded."
+            "are not uploaded.",
         ),
     ] = {}
     send_ip_address: Annotated[
         bool,
-        Field(description="Send context.ip as userIpAddress (it has regional restrictions)."),
-    ] = True
-
-    @field_validator("event_mapping")
-    @classmethod
-    def _action_ids(cls, value: dict[str, str]) -> dict[str, str]:
-        for action in value.values():
-            if not action.isascii() or not action.isdigit() or len(action) > 20:
-                raise ValueError(f"{action!r} is not a conversion action id (digits)")
-        return value
+        Field(
+            description="Send context.ip as userIpAddress. Only when that is the user's IP at "
+            "the landing page after the ad click; never sent for users in the EEA, the UK or "
+            "Switzerland, nor when the event names no country."
+        ),
+    ] = False
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
 def _digits(customer_id: str) -> str:
@@ -118,10 +143,12 @@ def conversion_time(event: Mapping[str, Any], ctx: BuildContext) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S+00:00")
 
 
-def user_identifiers(event: Mapping[str, Any]) -> list[dict[str, str]]:
+def user_identifiers(
+    event: Mapping[str, Any], default_country: str | None = None, notes: Notes | None = None
+) -> list[dict[str, str]]:
     """hashedEmail and hashedPhoneNumber, one per UserIdentifier: the only identifiers a click
     conversion upload takes (reference 3.2), normalised by Google's rules (3.4)."""
-    found = pii.GOOGLE_ADS.apply(seg.attributes(event))
+    found = pii.GOOGLE_ADS.apply(seg.attributes(event, default_country, notes))
     return [{field: value} for field, value in found.items()]
 
 
@@ -132,6 +159,33 @@ def click_id(event: Mapping[str, Any]) -> dict[str, str]:
         if found:
             return {name: found}
     return {}
+
+
+def ip_address(event: Mapping[str, Any], settings: GoogleAdsSettings, notes: Notes) -> str | None:
+    """context.ip when the integration opts in and the user is known to be outside the EEA,
+    the UK and Switzerland."""
+    ip = seg.ip(event)
+    if not ip or not settings.send_ip_address:
+        return None
+    countries = geo.countries(event)
+    excluded = [c.upper() for c in countries if c in geo.EEA_UK_CH]
+    if excluded:
+        notes.add(
+            "userIpAddress",
+            REGION_EXCLUDED,
+            f"IP address left out: the user is in {excluded[0]}, and Google Ads takes no IP "
+            "addresses of users in the EEA, the UK or Switzerland",
+        )
+        return None
+    if not countries:
+        notes.add(
+            "userIpAddress",
+            COUNTRY_UNKNOWN,
+            "IP address left out: the event names no country (context.location.country, "
+            "address or locale), so it cannot be shown to be outside the EEA, UK and CH",
+        )
+        return None
+    return ip
 
 
 class GoogleAds(Destination):
@@ -177,7 +231,7 @@ class GoogleAds(Destination):
         return headers
 
     def conversion(
-        self, record: EventRecord, settings: GoogleAdsSettings, ctx: BuildContext
+        self, record: EventRecord, settings: GoogleAdsSettings, ctx: BuildContext, notes: Notes
     ) -> Item | str:
         """One conversion, or the reason the event is skipped."""
         event = record.data
@@ -186,7 +240,7 @@ class GoogleAds(Destination):
             return "unmapped"
         if action == DEFAULT_ACTION:
             action = settings.conversion_action_id
-        identifiers = user_identifiers(event)
+        identifiers = user_identifiers(event, settings.default_country, notes)
         click = click_id(event)
         if not click and not identifiers:
             return "missing_identifier"  # nothing Google could attribute the conversion to
@@ -199,16 +253,15 @@ class GoogleAds(Destination):
             # retries (and neither holds PII, which orderId must not).
             "orderId": seg.order_id(event) or record.message_id,
         }
-        value = seg.value(event)
+        value, currency = seg.money(event, settings.default_currency, notes)
         if value is not None:
             item["conversionValue"] = value
-        currency = seg.currency(event)
         if currency:
             item["currencyCode"] = currency
         if identifiers:
             item["userIdentifiers"] = identifiers
-        ip = seg.ip(event)
-        if ip and settings.send_ip_address:
+        ip = ip_address(event, settings, notes)
+        if ip:
             item["userIpAddress"] = ip
         consent = seg.google_consent(event)
         if consent:
@@ -221,7 +274,9 @@ class GoogleAds(Destination):
     ) -> BuildResult:
         assert isinstance(settings, GoogleAdsSettings)
         result, items = collect(
-            events, lambda record: self.conversion(record, settings, ctx), ("track", "page")
+            events,
+            lambda record, notes: self.conversion(record, settings, ctx, notes),
+            ("track", "page"),
         )
         result.requests = json_requests(
             self.url(settings, ctx),
@@ -257,9 +312,9 @@ class GoogleAds(Destination):
             return [Outcome(OutcomeKind.SUCCESS)] * max(count, 1)
         per_row: dict[int, list[Outcome]] = {}
         unplaced: list[Outcome] = []
-        for error in _errors(failure):
-            outcome = _row_outcome(error)
-            row = _row_index(error)
+        for error in failures.errors(failure):
+            outcome = failures.row_outcome(error)
+            row = failures.row_index(error)
             if row is not None and 0 <= row < count:
                 per_row.setdefault(row, []).append(outcome)
             else:
@@ -268,10 +323,10 @@ class GoogleAds(Destination):
         outcomes = []
         for row in range(max(count, 1)):
             if row in per_row:
-                outcomes.append(_worst(per_row[row]))
-            elif unplaced and _row_failed(results, row):
+                outcomes.append(failures.worst(per_row[row]))
+            elif unplaced and failures.row_failed(results, row):
                 # An error without an index: it belongs to the rows whose result is empty.
-                outcomes.append(_worst(unplaced))
+                outcomes.append(failures.worst(unplaced))
             else:
                 outcomes.append(Outcome(OutcomeKind.SUCCESS))
         return outcomes
@@ -281,13 +336,15 @@ class GoogleAds(Destination):
     ) -> list[Outcome]:
         """Non-200: a google.rpc.Status for the whole request (nothing was executed)."""
         status = response.status
-        errors = _errors(error)
+        errors = failures.errors(error)
         message = str(error.get("message") or "") or body_text(response)
         if errors and errors[0].get("message"):
             message = f"{message} {errors[0]['message']}".strip()
-        codes = [_code(e) for e in errors]
+        codes = [failures.error_code(e) for e in errors]
         reason = codes[0][1] if codes else str(error.get("status") or f"http_{status}")
-        if status in (401, 403) or any(category in AUTH_CATEGORIES for category, _ in codes):
+        if status in (401, 403) or any(
+            category in failures.AUTH_CATEGORIES for category, _ in codes
+        ):
             # 401: the worker refreshes the token once; 403 PERMISSION_DENIED: the account or
             # OAuth client lacks access, nothing in the batch can succeed until it is fixed.
             return [Outcome(OutcomeKind.AUTH, reason, message)]
@@ -296,7 +353,7 @@ class GoogleAds(Destination):
             return [
                 Outcome(OutcomeKind.RETRY, reason, message, retry_after_seconds(response.headers))
             ]
-        if any(code in TRANSIENT_CODES for _, code in codes):
+        if any(code in failures.TRANSIENT_CODES for _, code in codes):
             return [Outcome(OutcomeKind.RETRY, reason, message)]
         if status == 404:
             # NOT_FOUND: the customer (or API version) does not exist; every event would fail
@@ -308,75 +365,15 @@ class GoogleAds(Destination):
         # sent again without them.
         bad: dict[int, Outcome] = {}
         for item in errors:
-            row = _row_index(item)
+            row = failures.row_index(item)
             if row is not None and 0 <= row < count:
-                bad.setdefault(row, Outcome(OutcomeKind.DROP, _code(item)[1], message))
+                bad.setdefault(
+                    row, Outcome(OutcomeKind.DROP, failures.error_code(item)[1], message)
+                )
         if bad and count > 1:
             retry = Outcome(OutcomeKind.RETRY, "batch_rejected", message)
             return [bad.get(row, retry) for row in range(count)]
         return [Outcome(OutcomeKind.DROP, reason, message)]
-
-
-# --- GoogleAdsFailure parsing -----------------------------------------------------------------
-
-
-def _errors(status: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """GoogleAdsFailure errors inside a google.rpc.Status's details."""
-    out: list[dict[str, Any]] = []
-    details = status.get("details")
-    for detail in details if isinstance(details, list) else []:
-        if isinstance(detail, dict) and isinstance(detail.get("errors"), list):
-            out.extend(e for e in detail["errors"] if isinstance(e, dict))
-    return out
-
-
-def _code(error: Mapping[str, Any]) -> tuple[str, str]:
-    """(category, code) of an error, e.g. ("conversionUploadError", "INVALID_GCLID")."""
-    code = error.get("errorCode")
-    if isinstance(code, dict):
-        for category, value in code.items():
-            return str(category), str(value)
-    return "", "unknown_error"
-
-
-def _row_index(error: Mapping[str, Any]) -> int | None:
-    """The conversion an error is about: location.fieldPathElements[{fieldName: conversions,
-    index}]."""
-    location = error.get("location")
-    elements = location.get("fieldPathElements") if isinstance(location, dict) else None
-    for element in elements if isinstance(elements, list) else []:
-        if isinstance(element, dict) and element.get("fieldName") == "conversions":
-            index = element.get("index")
-            return index if isinstance(index, int) and not isinstance(index, bool) else None
-    return None
-
-
-def _row_outcome(error: Mapping[str, Any]) -> Outcome:
-    category, code = _code(error)
-    message = str(error.get("message") or code)
-    if code in TRANSIENT_CODES:
-        return Outcome(OutcomeKind.RETRY, code, message)
-    if code.startswith("TOO_RECENT_"):
-        return Outcome(OutcomeKind.RETRY, code, message, TOO_RECENT_RETRY_SECONDS)
-    if category in AUTH_CATEGORIES:
-        return Outcome(OutcomeKind.AUTH, code, message)
-    return Outcome(OutcomeKind.DROP, code, message)
-
-
-def _worst(outcomes: list[Outcome]) -> Outcome:
-    """A row with several errors: a permanent one wins (retrying cannot fix the row)."""
-    for kind in (OutcomeKind.DROP, OutcomeKind.AUTH, OutcomeKind.RETRY):
-        for outcome in outcomes:
-            if outcome.kind is kind:
-                return outcome
-    return outcomes[0]
-
-
-def _row_failed(results: Any, row: int) -> bool:
-    """results[] is aligned with the request; a failed row's entry is empty."""
-    if not isinstance(results, list) or row >= len(results):
-        return True
-    return not results[row]
 
 
 destination = GoogleAds()

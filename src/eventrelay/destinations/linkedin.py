@@ -6,6 +6,11 @@ POST https://api.linkedin.com/rest/conversionEvents: one event as a plain object
 index-aligned `status` per element). Every event names a conversion rule of the ad account, so
 an event is only sent when the integration maps its name to a rule id.
 
+A value goes only with a currency (the event's, else the integration's default_currency): an
+amount in a guessed currency would misreport revenue, so without one conversionValue is left
+out and the preview says so. A refused BATCH_CREATE (400, 413, 422: e.g. more than the 5,000
+[impl] LinkedIn takes) is split and resent, never failed whole.
+
 Auth: the stored access token is used directly. With client_id, client_secret and
 refresh_token the delivery layer exchanges the refresh token for access tokens instead
 (`token_request`) and refreshes once when LinkedIn answers 401.
@@ -27,6 +32,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -37,8 +43,8 @@ from eventrelay.destinations.classify import body_text, classify_status, json_bo
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
 from eventrelay.destinations.common.numbers import decimal_string
-from eventrelay.destinations.common.paths import text, user_paths
-from eventrelay.destinations.fields import Secret
+from eventrelay.destinations.common.paths import user_paths
+from eventrelay.destinations.fields import DefaultCurrency, Secret
 
 EVENTS_URL = "https://api.linkedin.com/rest/conversionEvents"
 TOKEN_URL = "https://www.linkedin.com/oauth/v2/accessToken"
@@ -49,9 +55,6 @@ ACCOUNT_URL = "https://api.linkedin.com/rest/adAccounts/{account_id}"
 RULE_URN = "urn:lla:llaPartnerConversion:"
 MAX_AGE_MS = 90 * 24 * 3600 * 1000  # conversionHappenedAt must be within the last 90 days
 DEFAULT_TOKEN_LIFETIME = 3600.0  # if the token answer has no expires_in: refresh hourly
-# [unverified] an amount always travels with its currency; the reference names no default, so
-# USD is assumed for a value sent without one (as meta_capi does).
-DEFAULT_CURRENCY = "USD"
 
 # The rule type each Segment e-commerce event fits (reference 0.3). Rules belong to an ad
 # account, so this can only guide the operator's `conversion_rules`; it is never applied alone.
@@ -111,6 +114,7 @@ class LinkedinSettings(VendorSettings):
         Secret | None,
         Field(description="Programmatic refresh token (lives 365 days from first consent)."),
     ] = None
+    default_currency: DefaultCurrency = None
 
     @model_validator(mode="after")
     def _refresh_all_or_none(self) -> Self:
@@ -142,11 +146,11 @@ def user_info(event: Mapping[str, Any]) -> dict[str, str] | None:
         "firstName": first,
         "lastName": last,
         # `company` is often an object ({"name": ...}): its name first, else the plain string.
-        "companyName": seg.user_field(
-            event, "company_name", "companyName", "company.name", "company"
+        "companyName": seg.clean(
+            event, *user_paths("company_name", "companyName", "company.name", "company")
         ),
         # Not properties.title: on page calls that is the page's title.
-        "title": text(
+        "title": seg.clean(
             event, *user_paths("job_title", "jobTitle"), "traits.title", "context.traits.title"
         ),
         **pii.LINKEDIN_USER_INFO.apply(seg.attributes(event)),
@@ -155,16 +159,21 @@ def user_info(event: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def conversion(
-    event: Mapping[str, Any], rule: str, event_id: str, happened_ms: int
+    event: Mapping[str, Any],
+    rule: str,
+    event_id: str,
+    happened_ms: int,
+    default_currency: str | None = None,
+    notes: Notes | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {
         "conversion": rule if rule.startswith(RULE_URN) else RULE_URN + rule,
         "conversionHappenedAt": happened_ms,
     }
-    value = seg.value(event)
-    if value is not None:
+    value, currency = seg.money(event, default_currency, notes or Notes())
+    if value is not None and currency:
         item["conversionValue"] = {
-            "currencyCode": seg.currency(event) or DEFAULT_CURRENCY,
+            "currencyCode": currency,
             "amount": decimal_string(value),  # a string, per the API
         }
     # The messageId: the same on every retry of this event. LinkedIn dedups on eventId
@@ -239,7 +248,9 @@ class Linkedin(Destination):
             "X-Restli-Protocol-Version": "2.0.0",
         }
 
-    def item(self, record: EventRecord, settings: LinkedinSettings, now_ms: int) -> Item | str:
+    def item(
+        self, record: EventRecord, settings: LinkedinSettings, now_ms: int, notes: Notes
+    ) -> Item | str:
         """One conversion event, or the reason the event is skipped."""
         event = record.data
         # No defaults: a rule id exists only in the operator's ad account.
@@ -249,7 +260,9 @@ class Linkedin(Destination):
         happened = seg.timestamp_ms(event) or now_ms
         if now_ms - happened > MAX_AGE_MS:
             return "too_old"
-        item = conversion(event, rule, record.message_id, happened)
+        item = conversion(
+            event, rule, record.message_id, happened, settings.default_currency, notes
+        )
         if not item["user"]["userIds"] and "userInfo" not in item["user"]:
             return "missing_identifier"  # LinkedIn cannot match it
         return item
@@ -260,7 +273,9 @@ class Linkedin(Destination):
         assert isinstance(settings, LinkedinSettings)
         now_ms = int(ctx.now.timestamp() * 1000)
         result, items = collect(
-            events, lambda record: self.item(record, settings, now_ms), SUPPORTED_TYPES
+            events,
+            lambda record, notes: self.item(record, settings, now_ms, notes),
+            SUPPORTED_TYPES,
         )
         if not items:
             return result
@@ -294,7 +309,7 @@ class Linkedin(Destination):
             # LinkedIn-Version. Configuration, not the events: stop and keep them until the
             # operator sets a live api_version.
             return [Outcome(OutcomeKind.DISABLE, "http_426", message)]
-        if status in (400, 422) and batch:
+        if status in (400, 413, 422) and batch:
             # A validation refusal of the whole batch (e.g. one event without userIds) would
             # discard thousands of good events: split to isolate the bad one.
             return [Outcome(OutcomeKind.SPLIT, f"http_{status}", message)]

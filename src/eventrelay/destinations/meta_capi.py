@@ -4,6 +4,12 @@ Facts: ../shared/reference/vendors-ads.md section 2 (Graph API docs, facebook-bu
 POST https://graph.facebook.com/{version}/{pixel_id}/events with {"data": [...]}, up to 1,000
 events; a batch is accepted or refused as a whole, so a refusal for a bad parameter (error code
 100) is answered with SPLIT and the worker bisects the batch to isolate the bad event.
+
+Event names are not checked against a list: Meta takes custom event names besides its standard
+events (https://developers.facebook.com/docs/meta-pixel/reference). A value needs a currency:
+the event's, else the integration's default_currency, else the value is left out (never a
+guessed USD). contents[].quantity and num_items are integers, as Meta documents them
+(https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/custom-data).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -37,8 +44,9 @@ from eventrelay.destinations.classify import (
 )
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
+from eventrelay.destinations.common.numbers import count
 from eventrelay.destinations.common.paths import text
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.fields import DefaultCountry, DefaultCurrency, EventMapping, Secret
 
 BASE_URL = "https://graph.facebook.com"
 # Meta refuses the whole request if one event is older: 7 days, 62 for physical_store events
@@ -102,16 +110,22 @@ class MetaCapiSettings(VendorSettings):
             description="Events Manager test code, used by the admin test call (never in production).",
         ),
     ] = None
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
-def user_data(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
+def user_data(
+    event: dict[str, Any], now_ms: int, settings: MetaCapiSettings, notes: Notes | None = None
+) -> dict[str, Any]:
     """Hashed by `pii.META` (arrays); IP, user agent, fbc and fbp in clear."""
     data: dict[str, Any] = {
-        **pii.META.apply(seg.attributes(event), arrays=True),
+        **pii.META.apply(seg.attributes(event, settings.default_country, notes), arrays=True),
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
         "fbc": _fbc(event, now_ms),
-        "fbp": text(event, "properties.fbp", "context.fbp", "context.traits.fbp", "traits.fbp"),
+        "fbp": seg.clean(
+            event, "properties.fbp", "context.fbp", "context.traits.fbp", "traits.fbp"
+        ),
     }
     return {k: v for k, v in data.items() if v}
 
@@ -119,7 +133,7 @@ def user_data(event: dict[str, Any], now_ms: int) -> dict[str, Any]:
 def _fbc(event: dict[str, Any], now_ms: int) -> str | None:
     """The _fbc cookie value, else built from the fbclid of the landing URL:
     fb.1.<creation time ms>.<fbclid> (the fbclid kept exactly as received)."""
-    cookie = text(event, "properties.fbc", "context.fbc", "context.traits.fbc", "traits.fbc")
+    cookie = seg.clean(event, "properties.fbc", "context.fbc", "context.traits.fbc", "traits.fbc")
     if cookie:
         return cookie
     fbclid = seg.click_id(event, "fbclid")
@@ -128,11 +142,14 @@ def _fbc(event: dict[str, Any], now_ms: int) -> str | None:
     return f"fb.1.{seg.timestamp_ms(event) or now_ms}.{fbclid}"
 
 
-def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
+def custom_data(
+    event: dict[str, Any], name: str, settings: MetaCapiSettings, notes: Notes
+) -> dict[str, Any]:
     items = seg.products(event)
+    value, currency = seg.money(event, settings.default_currency, notes)
     data: dict[str, Any] = {
-        "currency": seg.currency(event),
-        "value": seg.value(event),
+        "currency": currency,
+        "value": value,
         "order_id": seg.order_id(event),
     }
     if items:
@@ -141,7 +158,11 @@ def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
         data["contents"] = [
             {
                 k: v
-                for k, v in {"id": p.id, "quantity": p.quantity, "item_price": p.price}.items()
+                for k, v in {
+                    "id": p.id,
+                    "quantity": count(p.quantity),
+                    "item_price": p.price,
+                }.items()
                 if v is not None
             }
             for p in items
@@ -154,8 +175,6 @@ def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
             data["content_category"] = items[0].category
     if name == "Search":
         data["search_string"] = seg.search_query(event)
-    if data.get("value") is not None and not data.get("currency"):
-        data["currency"] = "USD"  # Meta requires a currency with a value
     return {k: v for k, v in data.items() if v is not None and v != [] and v != ""}
 
 
@@ -175,7 +194,9 @@ class MetaCapi(Destination):
     def url(self, settings: MetaCapiSettings, ctx: BuildContext) -> str:
         return ctx.url(f"{BASE_URL}/{settings.api_version}/{settings.pixel_id}/events")
 
-    def item(self, record: EventRecord, settings: MetaCapiSettings, now_ms: int) -> Item | str:
+    def item(
+        self, record: EventRecord, settings: MetaCapiSettings, now_ms: int, notes: Notes
+    ) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
         name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping)
@@ -187,7 +208,7 @@ class MetaCapi(Destination):
         max_age = MAX_AGE_SECONDS_BY_SOURCE.get(action_source, MAX_AGE_SECONDS)
         if now_ms // 1000 - event_time > max_age:
             return "too_old"  # one old event would fail the whole batch
-        users = user_data(event, now_ms)
+        users = user_data(event, now_ms, settings, notes)
         if action_source == "website" and "client_user_agent" not in users:
             return "missing_user_agent"  # required for website events
         item: Item = {
@@ -200,7 +221,7 @@ class MetaCapi(Destination):
         url = seg.page_url(event)
         if url:
             item["event_source_url"] = url
-        custom = custom_data(event, name)
+        custom = custom_data(event, name, settings, notes)
         if custom:
             item["custom_data"] = custom
         if seg.limited_data_use(event):
@@ -215,7 +236,9 @@ class MetaCapi(Destination):
         assert isinstance(settings, MetaCapiSettings)
         now_ms = int(ctx.now.timestamp() * 1000)
         result, items = collect(
-            events, lambda record: self.item(record, settings, now_ms), ("track", "page")
+            events,
+            lambda record, notes: self.item(record, settings, now_ms, notes),
+            ("track", "page"),
         )
         test = {"test_event_code": settings.test_event_code or "TEST00000"} if ctx.test_mode else {}
         result.requests = json_requests(

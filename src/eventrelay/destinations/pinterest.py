@@ -4,6 +4,13 @@ Facts: ../shared/reference/vendors-ads.md section 5 (v5 OpenAPI spec, rate-limit
 POST https://api.pinterest.com/v5/ad_accounts/{ad_account_id}/events with {"data": [...]},
 1 to 1,000 events, `Authorization: Bearer <conversion token>`. Pinterest reports failures per
 event (200 with `events[i].status == "failed"`), so one bad event never holds up the others.
+
+Event names: the v5 spec's closed enum of 15 ("Please use the right event_name; otherwise the
+event will not be accepted", pinterest/api-description v5/openapi.yaml, v5.23.0, commit
+c05b189); a mapping to another name is refused when the integration is saved. quantity and
+num_items are integers (int64 in the spec). A value without a currency is sent as is: the spec
+says Pinterest then uses "the advertiser's currency set during account creation"; the
+integration's default_currency, when set, is sent instead.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -31,9 +39,18 @@ from eventrelay.destinations.base import (
 from eventrelay.destinations.classify import body_text, classify_status, json_body, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.common.numbers import decimal_string
+from eventrelay.destinations.common.normalize import sha256
+from eventrelay.destinations.common.numbers import count, decimal_string
 from eventrelay.destinations.common.paths import get, text
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.fields import (
+    MAPPING,
+    DefaultCountry,
+    DefaultCurrency,
+    MappingKey,
+    Secret,
+    name_field,
+    one_of,
+)
 
 BASE_URL = "https://api.pinterest.com"
 
@@ -52,43 +69,29 @@ DEFAULT_EVENTS = {
     "Product Added to Wishlist": "add_to_wishlist",
     seg.PAGE: "page_visit",
 }
-# Reference 5.5: the spec's enum holds the core 15; the other names come from Segment's
-# list [impl]. A mapping to any other name would fail every event it sends.
+# The v5 spec's enum (see the module comment).
 EVENT_NAMES = frozenset(
     {
         "add_payment_info",
         "add_to_cart",
         "add_to_wishlist",
         "app_install",
-        "app_open",
         "checkout",
-        "contact",
         "custom",
-        "customize_product",
-        "find_location",
         "initiate_checkout",
         "lead",
         "page_visit",
-        "schedule",
         "search",
         "signup",
-        "start_trial",
-        "submit_application",
         "subscribe",
         "view_category",
         "view_content",
         "watch_video",
     }
 )
+PinterestEventName = Annotated[str, name_field(EVENT_NAMES), AfterValidator(one_of(EVENT_NAMES))]
 ACTION_SOURCES = ("web", "app_android", "app_ios", "offline")
 SUPPORTED_TYPES = ("track", "page", "screen")
-
-
-def _check_mapping(mapping: dict[str, str]) -> dict[str, str]:
-    unknown = sorted({v for v in mapping.values() if v not in EVENT_NAMES})
-    if unknown:
-        raise ValueError(f"not a Pinterest event name: {', '.join(unknown)}")
-    return mapping
 
 
 class PinterestSettings(VendorSettings):
@@ -98,7 +101,7 @@ class PinterestSettings(VendorSettings):
         str, Field(pattern=r"^v\d{1,2}$", description="API version, e.g. v5.")
     ] = "v5"
     action_source: Literal["web", "app_android", "app_ios", "offline"] = "web"
-    event_mapping: Annotated[EventMapping, AfterValidator(_check_mapping)] = {}
+    event_mapping: Annotated[dict[MappingKey, PinterestEventName], MAPPING] = {}
     custom_events: Annotated[
         bool,
         Field(
@@ -106,16 +109,21 @@ class PinterestSettings(VendorSettings):
             "(otherwise they are skipped as unmapped)."
         ),
     ] = True
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
 # --- user_data -------------------------------------------------------------------------------
 
 
-def user_data(event: dict[str, Any]) -> dict[str, Any]:
+def user_data(
+    event: dict[str, Any], settings: PinterestSettings, notes: Notes | None = None
+) -> dict[str, Any]:
     """Hashed by `pii.PINTEREST` (reference 5.4), as arrays; IP, user agent and click id in
     clear."""
+    read = seg.attributes(event, settings.default_country, notes)
     data: dict[str, Any] = {
-        **pii.PINTEREST.apply(seg.attributes(event), arrays=True),
+        **pii.PINTEREST.apply(read, arrays=True),
         # Not hashed (reference 5.4).
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
@@ -137,11 +145,13 @@ def _enough_to_match(users: dict[str, Any]) -> bool:
 # --- custom_data -----------------------------------------------------------------------------
 
 
-def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
+def custom_data(
+    event: dict[str, Any], name: str, settings: PinterestSettings, notes: Notes
+) -> dict[str, Any]:
     items = [p for p in seg.products(event) if p.id]
-    value = seg.value(event)
+    value, currency = seg.money(event, settings.default_currency, notes, fallback=True)
     data: dict[str, Any] = {
-        "currency": seg.currency(event),
+        "currency": currency,
         "value": decimal_string(value) if value is not None else None,  # a string, per the spec
         "order_id": seg.order_id(event),
     }
@@ -153,7 +163,7 @@ def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
                 for k, v in {
                     "id": p.id,
                     "item_price": decimal_string(p.price) if p.price is not None else None,
-                    "quantity": int(p.quantity) if p.quantity is not None else None,
+                    "quantity": count(p.quantity),
                 }.items()
                 if v is not None
             }
@@ -204,13 +214,15 @@ class Pinterest(Destination):
             return "custom"
         return name
 
-    def item(self, record: EventRecord, settings: PinterestSettings, now: int) -> Item | str:
+    def item(
+        self, record: EventRecord, settings: PinterestSettings, now: int, notes: Notes
+    ) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
         name = self.event_name(event, settings)
         if not name:
             return "unmapped"
-        users = user_data(event)
+        users = user_data(event, settings, notes)
         if not _enough_to_match(users):
             return "missing_user_data"  # Pinterest would refuse it
         source = text(event, "properties.action_source")
@@ -219,14 +231,14 @@ class Pinterest(Destination):
             "action_source": source if source in ACTION_SOURCES else settings.action_source,
             "event_time": seg.timestamp_seconds(event) or now,
             # The messageId: the same on every retry, so Pinterest deduplicates resends.
-            "event_id": record.message_id or pii.sha256(record.raw.decode()),
+            "event_id": record.message_id or sha256(record.raw.decode()),
             "opt_out": opted_out(event),
             "user_data": users,
         }
         url = seg.page_url(event)
         if url:
             item["event_source_url"] = url
-        custom = custom_data(event, name)
+        custom = custom_data(event, name, settings, notes)
         if custom:
             item["custom_data"] = custom
         return item
@@ -237,7 +249,7 @@ class Pinterest(Destination):
         assert isinstance(settings, PinterestSettings)
         now = int(ctx.now.timestamp())
         result, items = collect(
-            events, lambda record: self.item(record, settings, now), SUPPORTED_TYPES
+            events, lambda record, notes: self.item(record, settings, now, notes), SUPPORTED_TYPES
         )
         result.requests = json_requests(
             self.url(settings, ctx),

@@ -7,7 +7,23 @@ admin test call posts the same body to .../events/validate, which Snap checks wi
 conversions.
 
 Snap takes only its enumerated event names (CUSTOM_EVENT_1..5 for custom events), so an event
-with no mapping is skipped, never sent under its own name.
+with no mapping is skipped, never sent under its own name, and a mapping to another name is
+refused when the integration is saved.
+
+Limited data use: Snap's v3 schema (Snapchat/business-sdk-v3-java api/openapi.yaml) types
+`data_processing_options` as a free list of strings; Snap's own v3 SDK README and examples send
+["LDU"], while Snap's Parameters page
+(https://developers.snap.com/api/marketing-api/Conversions-API/Parameters) titles the block
+"LMU". With Snap's sources disagreeing, both values are sent: the restriction then holds
+whichever spelling Snap honours, and an extra value in a list of flags can only restrict, never
+lift, processing [unverified: check with /events/validate]. The country/state companions are
+Meta's and are not documented for Snap, so they are not sent.
+
+Hashing follows Snap's Parameters page: names "lower case letters only", punctuation removed;
+a US ZIP+4 is hashed as its 5-digit ZIP and a US state as its 2-letter code (as Snap's own
+Segment integration does), see `pii.SNAPCHAT`. num_items is an integer (v3 schema). A value
+needs a currency (Snap: "required for Purchase events"): the event's or `default_currency`,
+else it is left out.
 """
 
 from __future__ import annotations
@@ -16,7 +32,7 @@ from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 
 from eventrelay.destinations.base import (
     BuildContext,
@@ -26,6 +42,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -35,7 +52,15 @@ from eventrelay.destinations.base import (
 from eventrelay.destinations.classify import body_text, classify_status, json_body, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.fields import (
+    MAPPING,
+    DefaultCountry,
+    DefaultCurrency,
+    MappingKey,
+    Secret,
+    name_field,
+    one_of,
+)
 
 BASE_URL = "https://tr.snapchat.com"
 MAX_BATCH = 2000  # [impl] Rudder's MAX_BATCH_SIZE; Snap documents no limit in the sources
@@ -90,6 +115,9 @@ DEFAULT_EVENTS = {
 }
 
 FAILED = frozenset({"INVALID", "FAILURE"})
+LIMITED_DATA_USE = ["LDU", "LMU"]  # see the module comment
+
+SnapEventName = Annotated[str, name_field(EVENT_NAMES), AfterValidator(one_of(EVENT_NAMES))]
 
 
 class SnapchatSettings(VendorSettings):
@@ -104,29 +132,19 @@ class SnapchatSettings(VendorSettings):
     action_source: Annotated[
         Literal["WEB", "OFFLINE"], Field(description="Where the conversions happen.")
     ] = "WEB"
-    event_mapping: Annotated[
-        EventMapping,
-        Field(
-            description="Segment event name -> Snap event name (PURCHASE, CUSTOM_EVENT_1, ...); "
-            "overrides the default mapping."
-        ),
-    ] = {}
-
-    @field_validator("event_mapping")
-    @classmethod
-    def _known_events(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted({v for v in value.values() if v not in EVENT_NAMES})
-        if unknown:
-            raise ValueError(f"not Snap event names: {', '.join(unknown)}")
-        return value
+    event_mapping: Annotated[dict[MappingKey, SnapEventName], MAPPING] = {}
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
-def user_data(event: dict[str, Any]) -> dict[str, Any]:
+def user_data(
+    event: dict[str, Any], settings: SnapchatSettings, notes: Notes | None = None
+) -> dict[str, Any]:
     """`user_data` (reference 6.4): em, ph, fn, ln, ct, st, zp, country and external_id hashed
     by `pii.SNAPCHAT`, as arrays (the v3 schema). IP, user agent, click id and cookie go
     unhashed."""
     data: dict[str, Any] = {
-        **pii.SNAPCHAT.apply(seg.attributes(event), arrays=True),
+        **pii.SNAPCHAT.apply(seg.attributes(event, settings.default_country, notes), arrays=True),
         "client_ip_address": seg.ip(event),
         "client_user_agent": seg.user_agent(event),
         # The ScCid landing-page parameter and the _scid cookie, kept exactly as received.
@@ -136,11 +154,14 @@ def user_data(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v}
 
 
-def custom_data(event: dict[str, Any], name: str) -> dict[str, Any]:
+def custom_data(
+    event: dict[str, Any], name: str, settings: SnapchatSettings, notes: Notes
+) -> dict[str, Any]:
     items = seg.products(event)
+    value, currency = seg.money(event, settings.default_currency, notes)
     data: dict[str, Any] = {
-        "currency": seg.currency(event),
-        "value": seg.value(event),  # a number in the v3 schema
+        "currency": currency,
+        "value": value,  # a number in the v3 schema
         "order_id": seg.order_id(event),
     }
     if items:
@@ -187,14 +208,14 @@ class Snapchat(Destination):
         )
 
     def item(
-        self, record: EventRecord, settings: SnapchatSettings, ctx: BuildContext
+        self, record: EventRecord, settings: SnapchatSettings, ctx: BuildContext, notes: Notes
     ) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
         name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping, custom_events=False)
         if not name:
             return "unmapped"
-        users = user_data(event)
+        users = user_data(event, settings, notes)
         # Snap requires em, ph, or IP + user agent (madid is app-only) ...
         if not (
             "em" in users
@@ -217,12 +238,10 @@ class Snapchat(Destination):
         if url:
             data["event_source_url"] = url
         data["user_data"] = users
-        if custom := custom_data(event, name):
+        if custom := custom_data(event, name, settings, notes):
             data["custom_data"] = custom
         if seg.limited_data_use(event):
-            # data_processing_options_country/_state are left out: their values are only
-            # documented for Meta (Segment mirrors them) [unverified for Snap].
-            data["data_processing_options"] = ["LDU"]
+            data["data_processing_options"] = list(LIMITED_DATA_USE)
         return data
 
     def build(
@@ -230,7 +249,9 @@ class Snapchat(Destination):
     ) -> BuildResult:
         assert isinstance(settings, SnapchatSettings)
         result, items = collect(
-            events, lambda record: self.item(record, settings, ctx), ("track", "page")
+            events,
+            lambda record, notes: self.item(record, settings, ctx, notes),
+            ("track", "page"),
         )
         result.requests = json_requests(self.url(settings, ctx), {}, items, MAX_BATCH)
         return result

@@ -4,6 +4,24 @@ Facts: ../shared/reference/vendors-ads.md section 8 (TTD's own server-side GTM t
 documentation itself is partner-gated). POST https://insight.adsrvr.org/track/realtimeconversion
 with {"data": [...]}. Identity is raw ids (TDID, UID2, device ids), never hashed PII; the call is
 scoped by the tracker and advertiser ids in the body. Outcomes rest on the HTTP status alone.
+
+Identity: TTD's current tag marks `adid_type` and `adid` NON_EMPTY and offers these id types,
+sent as their wire values: TDID, UID2, EUID, IDL (RampID), "Device Advertising ID" (shown as
+DAID), IDFA, AAID, NAID (thetradedesk/conversion-events-server-side-googletagmanager
+template.tpl @9c8cdd5, 2026-03). Rudder writes DAID as "DAID" (rudder-transformer
+the_trade_desk_real_time_conversions config.js); we send the vendor's own template value and
+accept either spelling as input. An event with none of these ids is not sent (skipped as
+`no_identifier`, counted as filtered): it could never be attributed. TTD documents no way to
+send a hashed email in this API (UID2 tokens come from the UID2 operator), so none is derived.
+
+Limited data use: the `data_processing_option` block is sent only with its `region`
+("us-<state>", Rudder's shape: one LDU policy, US regions only). An event that asks for
+limited data use without a known US state is not sent at all (`ldu_region_unknown`): sending it
+without the block would ignore the user's opt-out, and a block without a region is what Rudder
+itself refuses to send; dropping the conversion is the safer choice.
+
+Values need a currency (the event's or `default_currency`), else they are left out; td1-td10
+and other free text never carry an email address or phone number.
 """
 
 from __future__ import annotations
@@ -21,6 +39,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     VendorSettings,
     collect,
@@ -29,9 +48,10 @@ from eventrelay.destinations.base import (
 from eventrelay.destinations.classify import body_text, classify_status, refused
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.common.numbers import decimal_string
+from eventrelay.destinations.common.normalize import country_code
+from eventrelay.destinations.common.numbers import count, decimal_string
 from eventrelay.destinations.common.paths import get, text
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.fields import DefaultCurrency, EventMapping, Secret
 
 URL = "https://insight.adsrvr.org/track/realtimeconversion"
 
@@ -49,7 +69,12 @@ DEFAULT_EVENTS = {
     "Product Added to Wishlist": "wishlistitem",
 }
 PURCHASE = "purchase"
-ADID_TYPES = ("TDID", "IDFA", "AAID", "DAID", "NAID", "IDL", "EUID", "UID2")
+DAID = "Device Advertising ID"  # the tag's wire value for DAID
+ADID_TYPES = ("TDID", "UID2", "EUID", "IDL", DAID, "IDFA", "AAID", "NAID")
+# Input spellings of an explicit adid_type -> the value sent.
+_ADID_ALIASES = {t.upper(): t for t in ADID_TYPES} | {"DAID": DAID, "RAMPID": "IDL"}
+NO_IDENTIFIER = "no_identifier"
+LDU_REGION_UNKNOWN = "ldu_region_unknown"
 # Where an event carries each kind of id (properties, traits, context.traits), by adid_type.
 NAMED_IDS = (
     ("TDID", ("tdid",)),
@@ -83,35 +108,41 @@ class TheTradeDeskSettings(VendorSettings):
             "(tracker-defined events); otherwise they are skipped as unmapped."
         ),
     ] = True
+    default_currency: DefaultCurrency = None
 
 
 def adid(event: dict[str, Any]) -> tuple[str, str] | None:
     """(id, adid_type), sent raw. In order: an explicit `adid` + `adid_type` (properties, traits
     or context.traits); a TDID / UID2 / EUID / RampID under its own name; the device's
-    advertising id (IDFA on iOS, AAID on Android) unless ad tracking is disabled."""
-    explicit = seg.user_field(event, "adid")
-    kind = (seg.user_field(event, "adid_type") or "").upper()
-    if explicit and kind in ADID_TYPES:
+    advertising id (IDFA on iOS, AAID on Android, DAID elsewhere) unless ad tracking is
+    disabled. Never a value that looks like an email address or phone number."""
+    explicit = seg.clean(event, *_user_paths("adid"))
+    kind = _ADID_ALIASES.get((seg.user_field(event, "adid_type") or "").upper())
+    if explicit and kind:
         return explicit, kind
     for type_, names in NAMED_IDS:
-        found = seg.user_field(event, *names)
+        found = seg.clean(event, *_user_paths(*names))
         if found:
             return found, type_
-    device_id = text(event, "context.device.advertisingId")
+    device_id = seg.clean(event, "context.device.advertisingId")
     if device_id and get(event, "context.device.adTrackingEnabled") is not False:
         os_name = (text(event, "context.device.type", "context.os.name") or "").lower()
         if os_name in ("ios", "ipados"):
             return device_id, "IDFA"
         if os_name == "android":
             return device_id, "AAID"
+        return device_id, DAID
     return None
 
 
-def identity(event: dict[str, Any]) -> dict[str, Any]:
-    found = adid(event)
+def _user_paths(*names: str) -> tuple[str, ...]:
+    return tuple(f"{p}.{n}" for n in names for p in ("properties", "traits", "context.traits"))
+
+
+def identity(event: dict[str, Any], found: tuple[str, str]) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "adid": found[0] if found else None,
-        "adid_type": found[1] if found else None,
+        "adid": found[0],
+        "adid_type": found[1],
         "client_ip": seg.ip(event),
         # The page the conversion happened on (TTD's field name for it).
         "referrer_url": seg.page_url(event),
@@ -119,7 +150,9 @@ def identity(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v}
 
 
-def privacy(event: dict[str, Any]) -> dict[str, Any]:
+def privacy(event: dict[str, Any]) -> dict[str, Any] | None:
+    """privacy_settings and data_processing_option, or None when the event asks for limited
+    data use without a region to send it with (the event is then not sent)."""
     data: dict[str, Any] = {}
     # The IAB TCF v2 string is read from context.consent.tcfString (Segment's consent object has
     # no standard field for it); context.consent.gdprApplies=false marks GDPR as not applicable.
@@ -130,12 +163,11 @@ def privacy(event: dict[str, Any]) -> dict[str, Any]:
             {"privacy_type": "GDPR", "is_applicable": 1 if applies else 0, "consent_string": tcf}
         ]
     if seg.limited_data_use(event):
-        # Shape from Rudder (one policy, LDU only) [impl].
-        option: dict[str, Any] = {"policies": ["LDU"]}
+        # Shape from Rudder (one policy, LDU only, with its region) [impl].
         region = _us_region(event)
-        if region:
-            option["region"] = region
-        data["data_processing_option"] = option
+        if not region:
+            return None
+        data["data_processing_option"] = {"policies": ["LDU"], "region": region}
     return data
 
 
@@ -143,17 +175,19 @@ def _us_region(event: dict[str, Any]) -> str | None:
     """ "us-<state>" from the user's 2-letter state when the country is the US or unknown.
     Rudder only accepts regions starting with "us"; the exact code format is [unverified]."""
     country = seg.address_field(event, "country")
-    if country and pii.country_code(country) != "us":
+    if country and country_code(country) != "us":
         return None
     state = pii.THE_TRADE_DESK.apply(seg.attributes(event)).get("region_state")
     return f"us-{state}" if state else None
 
 
-def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
-    value = seg.value(event)
+def commerce(
+    event: dict[str, Any], name: str, settings: TheTradeDeskSettings, notes: Notes
+) -> dict[str, Any]:
+    value, currency = seg.money(event, settings.default_currency, notes)
     data: dict[str, Any] = {
         "value": decimal_string(value) if value is not None else None,  # a string, per TTD's tag
-        "currency": seg.currency(event),
+        "currency": currency,
     }
     if name.lower() == PURCHASE or event.get("event") == "Order Completed":
         # The dedup key. Only on purchases: a Checkout Started with the same order id must not
@@ -165,7 +199,7 @@ def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
             for k, v in {
                 "item_code": p.id,
                 "name": p.name,
-                "qty": decimal_string(p.quantity) if p.quantity is not None else None,
+                "qty": str(count(p.quantity)) if p.quantity is not None else None,
                 "price": decimal_string(p.price) if p.price is not None else None,
                 "cat": p.category,
             }.items()
@@ -177,7 +211,7 @@ def commerce(event: dict[str, Any], name: str) -> dict[str, Any]:
     if items:
         data["items"] = items
     for name_ in CUSTOM_DIMENSIONS:
-        data[name_] = text(event, f"properties.{name_}")
+        data[name_] = seg.clean(event, f"properties.{name_}")
     return {k: v for k, v in data.items() if v is not None}
 
 
@@ -203,11 +237,13 @@ class TheTradeDesk(Destination):
             # conversion in the advertiser's reports. The admin test call (test_build builds in
             # test mode) therefore sends nothing and says why.
             return BuildResult(skipped=dict.fromkeys(range(len(events)), "no_test_mode"))
-        result, items = collect(events, lambda record: self.item(record, settings), SUPPORTED_TYPES)
+        result, items = collect(
+            events, lambda record, notes: self.item(record, settings, notes), SUPPORTED_TYPES
+        )
         result.requests = json_requests(ctx.url(URL), {}, items, self.max_batch)
         return result
 
-    def item(self, record: EventRecord, settings: TheTradeDeskSettings) -> Item | str:
+    def item(self, record: EventRecord, settings: TheTradeDeskSettings, notes: Notes) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
         name = seg.map_event(event, DEFAULT_EVENTS, settings.event_mapping, settings.custom_events)
@@ -218,7 +254,6 @@ class TheTradeDesk(Destination):
                 "tracker_id": settings.tracking_tag_id,
                 "adv": settings.advertiser_id,
                 "event_name": name,
-                **commerce(event, name),
             }
         elif event.get("type") == "page" and settings.universal_pixel_id:
             if not seg.page_url(event):
@@ -227,8 +262,28 @@ class TheTradeDesk(Destination):
             item = {"adv": settings.advertiser_id, "upixel_id": settings.universal_pixel_id}
         else:
             return "unmapped"
-        item.update(identity(event))
-        item.update(privacy(event))
+        found = adid(event)
+        if not found:
+            notes.add(
+                "adid",
+                NO_IDENTIFIER,
+                "not sent: no TDID, UID2, EUID, RampID or device advertising id on the event "
+                "(TTD requires adid and adid_type)",
+            )
+            return NO_IDENTIFIER
+        options = privacy(event)
+        if options is None:
+            notes.add(
+                "data_processing_option",
+                LDU_REGION_UNKNOWN,
+                "not sent: the event asks for limited data use, but names no US state to send "
+                "the restriction with",
+            )
+            return LDU_REGION_UNKNOWN
+        if name:
+            item.update(commerce(event, name, settings, notes))
+        item.update(identity(event, found))
+        item.update(options)
         return item
 
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:

@@ -6,6 +6,21 @@ with an `Access-Token` header and {"event_source", "event_source_id", "data": [.
 
 TikTok answers HTTP 200 whatever happened; the body's `code` says whether the request was taken
 (0) or why not. No per-event result is documented, so one outcome covers the whole request.
+
+Only code 0 is success. TikTok's own Business API SDK documents `code` as shown "only if it is
+an error request" (tiktok/tiktok-business-api-sdk python_sdk/docs/InlineResponse200.md) and no
+TikTok source gives 20001 a meaning; Rudder counts it as success (rudder-transformer
+src/v0/destinations/tiktok_ads/networkHandler.js), which would hide a refusal. So 20001 is
+handled like any other unexplained code: a batch is split (TikTok deduplicates the resent
+events on event + event_id), a lone event is dropped with TikTok's message in the failure log.
+That is safer than success (silent loss) and than retrying (a refusal would be repeated for the
+events' whole lifetime). 40002 is a request validation error, not an auth failure (Rudder's
+tiktok_ads README), and is split the same way, as is HTTP 413: an over-size batch (1,000 is
+[impl]) is bisected and resent, never failed whole.
+
+Event names are not checked against a list: TikTok takes custom events besides its standard
+ones (https://ads.tiktok.com/help/article/supported-standard-events). contents[].quantity is an
+integer. A value needs a currency (event's or `default_currency`), else it is left out.
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ from eventrelay.destinations.base import (
     HttpRequest,
     HttpResponse,
     Item,
+    Notes,
     Outcome,
     OutcomeKind,
     VendorSettings,
@@ -38,8 +54,8 @@ from eventrelay.destinations.classify import (
 )
 from eventrelay.destinations.common import pii
 from eventrelay.destinations.common import segment as seg
-from eventrelay.destinations.common.numbers import whole
-from eventrelay.destinations.fields import EventMapping, Secret
+from eventrelay.destinations.common.numbers import count
+from eventrelay.destinations.fields import DefaultCountry, DefaultCurrency, EventMapping, Secret
 
 BASE_URL = "https://business-api.tiktok.com"
 MAX_BATCH = 1000  # [impl] Rudder's maxBatchSizeV2; not confirmed in TikTok's own docs
@@ -59,9 +75,9 @@ DEFAULT_EVENTS = {
 }
 
 # Body `code` values ([impl] Rudder's networkHandler; TikTok documents no list in the sources).
-SUCCESS_CODES = frozenset({0, 20001})  # 20001: [impl] Rudder counts it as success, meaning unknown
+SUCCESS_CODES = frozenset({0})
 RETRY_CODES = frozenset({40100, 40700})  # 40100 rate limited; 40700 handled like a server error
-AUTH_CODES = frozenset({40001, 40002})  # authentication / permission
+AUTH_CODES = frozenset({40001})  # authentication / permission
 
 
 class TiktokSettings(VendorSettings):
@@ -95,14 +111,18 @@ class TiktokSettings(VendorSettings):
             description="Events Manager test code, used by the admin test call (never in production).",
         ),
     ] = None
+    default_country: DefaultCountry = None
+    default_currency: DefaultCurrency = None
 
 
-def user(event: dict[str, Any]) -> dict[str, Any]:
+def user(
+    event: dict[str, Any], settings: TiktokSettings, notes: Notes | None = None
+) -> dict[str, Any]:
     """The `user` object (reference 4.4). Strings, as in TikTok's own template (arrays are also
     accepted). Hashed: email, phone, external_id, first/last name and zip; city, state and
     country in clear (rules: `pii.TIKTOK`). ip, user_agent, ttclid and ttp are never hashed."""
     data: dict[str, Any] = {
-        **pii.TIKTOK.apply(seg.attributes(event)),
+        **pii.TIKTOK.apply(seg.attributes(event, settings.default_country, notes)),
         "ttclid": seg.click_id(event, "ttclid"),
         # The _ttp cookie, under either name.
         "ttp": seg.click_id(event, "ttp") or seg.click_id(event, "_ttp"),
@@ -112,11 +132,14 @@ def user(event: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v}
 
 
-def properties(event: dict[str, Any], name: str) -> dict[str, Any]:
+def properties(
+    event: dict[str, Any], name: str, settings: TiktokSettings, notes: Notes
+) -> dict[str, Any]:
     items = [p for p in seg.products(event) if p.id]
+    value, currency = seg.money(event, settings.default_currency, notes)
     data: dict[str, Any] = {
-        "currency": seg.currency(event),
-        "value": seg.value(event),
+        "currency": currency,
+        "value": value,
         "order_id": seg.order_id(event),
     }
     if items:
@@ -127,7 +150,7 @@ def properties(event: dict[str, Any], name: str) -> dict[str, Any]:
                 for k, v in {
                     "content_id": p.id,
                     "content_name": p.name,
-                    "quantity": whole(p.quantity),
+                    "quantity": count(p.quantity),
                     "price": p.price,
                 }.items()
                 if v is not None
@@ -161,7 +184,9 @@ class Tiktok(Destination):
     def url(self, settings: TiktokSettings, ctx: BuildContext) -> str:
         return ctx.url(f"{BASE_URL}/open_api/{settings.api_version}/event/track/")
 
-    def item(self, record: EventRecord, settings: TiktokSettings, ctx: BuildContext) -> Item | str:
+    def item(
+        self, record: EventRecord, settings: TiktokSettings, ctx: BuildContext, notes: Notes
+    ) -> Item | str:
         """One `data` entry, or the reason the event is skipped."""
         event = record.data
         defaults = {**DEFAULT_EVENTS, "Order Completed": settings.purchase_event}
@@ -177,10 +202,10 @@ class Tiktok(Destination):
             # Dedup key with the pixel (same event + event_id within 48 h); the messageId is
             # the same on every retry.
             data["event_id"] = record.message_id
-        data["user"] = user(event)
+        data["user"] = user(event, settings, notes)
         if where := page(event):
             data["page"] = where
-        if props := properties(event, name):
+        if props := properties(event, name, settings, notes):
             data["properties"] = props
         # Segment always sends the flag; TikTok documents it as a boolean per event.
         data["limited_data_use"] = seg.limited_data_use(event)
@@ -191,7 +216,9 @@ class Tiktok(Destination):
     ) -> BuildResult:
         assert isinstance(settings, TiktokSettings)
         result, items = collect(
-            events, lambda record: self.item(record, settings, ctx), ("track", "page")
+            events,
+            lambda record, notes: self.item(record, settings, ctx, notes),
+            ("track", "page"),
         )
         head: dict[str, Any] = {
             "event_source": settings.event_source,
@@ -213,6 +240,9 @@ class Tiktok(Destination):
     def classify(self, request: HttpRequest, response: HttpResponse) -> list[Outcome]:
         answer = json_body(response)
         code = answer.get("code") if isinstance(answer, dict) else None
+        if response.status == 413:
+            # The batch was too large for TikTok: bisect and resend.
+            return [refused(len(request.event_indices), "http_413", body_text(response))]
         if not isinstance(code, int) or isinstance(code, bool):
             if 200 <= response.status < 300:
                 # TikTok always answers with a code; anything else is not its answer.

@@ -5,11 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 
-def whole(number: float | None) -> float | int | None:
-    """2.0 -> 2: counts (quantities) go out as integers when they are whole."""
-    if number is not None and float(number).is_integer():
-        return int(number)
-    return number
+def count(number: float | None) -> int | None:
+    """A count (a quantity) as the integer every vendor documents: 2.0 -> 2, 2.6 -> 3."""
+    return None if number is None else round(number)
 
 
 def decimal_string(number: float) -> str:

@@ -11,6 +11,9 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from eventrelay.destinations.base import Notes
+from eventrelay.destinations.common import detect, geo, phone
+from eventrelay.destinations.common.normalize import is_hashed
 from eventrelay.destinations.common.paths import first, get, number, text, user_paths
 from eventrelay.timeutil import epoch_ms, parse_iso
 
@@ -54,7 +57,8 @@ def map_event(
             if name.lower() == lowered:
                 return target
     if custom_events and event.get("type") == "track":
-        return key
+        # A custom event keeps its own name, unless that name holds personal data.
+        return detect.clean_text(key)
     return None
 
 
@@ -95,15 +99,21 @@ class Product:
     variant: str | None
 
 
+def clean(event: Mapping[str, Any], *paths: str) -> str | None:
+    """`text` for a free-form value forwarded in clear: None when it holds an email address or
+    a phone number (`detect`)."""
+    return detect.clean_text(text(event, *paths))
+
+
 def _product(data: Mapping[str, Any]) -> Product:
     return Product(
-        id=text(data, "product_id", "sku", "id"),
-        name=text(data, "name"),
+        id=clean(data, "product_id", "sku", "id"),
+        name=clean(data, "name"),
         price=number(data, "price"),
         quantity=number(data, "quantity"),
-        category=text(data, "category"),
-        brand=text(data, "brand"),
-        variant=text(data, "variant"),
+        category=clean(data, "category"),
+        brand=clean(data, "brand"),
+        variant=clean(data, "variant"),
     )
 
 
@@ -135,8 +145,34 @@ def currency(event: Event) -> str | None:
     return code.upper() if code and len(code) == 3 else None
 
 
+NO_CURRENCY = "no_currency"
+
+
+def money(
+    event: Event, default_currency: str | None, notes: Notes, fallback: bool = False
+) -> tuple[float | None, str | None]:
+    """(value, currency). A value without a currency takes the integration's default_currency;
+    without one it is left out (and noted) rather than reported in a currency it may not be in,
+    unless the vendor documents its own fallback (`fallback`: Pinterest uses the advertiser's
+    currency)."""
+    amount = value(event)
+    code = currency(event)
+    if amount is None or code:
+        return amount, code
+    if default_currency:
+        return amount, default_currency
+    if fallback:
+        return amount, None
+    notes.add(
+        "value",
+        NO_CURRENCY,
+        "value left out: the event has no currency and the integration no default_currency",
+    )
+    return None, None
+
+
 def order_id(event: Event) -> str | None:
-    return text(event, "properties.order_id", "properties.orderId", "properties.checkout_id")
+    return clean(event, "properties.order_id", "properties.orderId", "properties.checkout_id")
 
 
 def quantity(event: Event) -> int | None:
@@ -147,18 +183,19 @@ def quantity(event: Event) -> int | None:
 
 
 def search_query(event: Event) -> str | None:
-    return text(event, "properties.query", "properties.search_term", "properties.search_string")
+    return clean(event, "properties.query", "properties.search_term", "properties.search_string")
 
 
 # --- context ---------------------------------------------------------------------------------
 
 
 def page_url(event: Event) -> str | None:
-    return text(event, "context.page.url", "properties.url")
+    """The page URL without query parameters that carry personal data (`detect.clean_url`)."""
+    return detect.clean_url(text(event, "context.page.url", "properties.url"))
 
 
 def referrer(event: Event) -> str | None:
-    return text(event, "context.page.referrer", "properties.referrer")
+    return detect.clean_url(text(event, "context.page.referrer", "properties.referrer"))
 
 
 def ip(event: Event) -> str | None:
@@ -231,16 +268,32 @@ def attribute(event: Event, name: str) -> str | None:
     raise KeyError(name)
 
 
-def attributes(event: Event) -> Callable[[str], tuple[str | None, ...]]:
+def attributes(
+    event: Event, default_country: str | None = None, notes: Notes | None = None
+) -> Callable[[str], tuple[str | None, ...]]:
     """The event's user attributes by name, each as its values: the reader the vendor tables of
-    `pii` take. "user_ids" is both ids (userId, anonymousId); any other name one `attribute`."""
+    `pii` take. "user_ids" is both ids (userId, anonymousId); "phone" is the number in E.164
+    (read in the integration's default_country, else the event's country or locale region),
+    or nothing, noted, when that cannot be known; any other name one `attribute`."""
 
     def read(name: str) -> tuple[str | None, ...]:
         if name == "user_ids":
             return (user_id(event), anonymous_id(event))
+        if name == "phone":
+            return (e164_phone(event, default_country, notes),)
         return (attribute(event, name),)
 
     return read
+
+
+def e164_phone(event: Event, default_country: str | None, notes: Notes | None) -> str | None:
+    raw = attribute(event, "phone")
+    if not raw or is_hashed(raw):
+        return raw
+    number, reason = phone.to_e164(raw, geo.regions(default_country, event))
+    if reason and notes is not None:
+        notes.add("phone", reason, phone.MESSAGES[reason])
+    return number
 
 
 def query_param(url: str | None, name: str) -> str | None:
@@ -256,7 +309,11 @@ def query_param(url: str | None, name: str) -> str | None:
 def click_id(event: Event, name: str) -> str | None:
     """A click id (gclid, fbclid, ttclid, epik, ScCid, li_fat_id) from the event's properties,
     context.campaign, traits, or the page URL's query string. Kept exactly as found (click ids
-    are case-sensitive)."""
+    are case-sensitive); never a value that looks like an email address or phone number."""
+    return detect.clean_text(_click_id(event, name))
+
+
+def _click_id(event: Event, name: str) -> str | None:
     found = text(
         event,
         f"properties.{name}",
