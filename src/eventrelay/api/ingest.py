@@ -14,6 +14,7 @@ trips) is rejected alone: it never fails the rest of its request.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -180,8 +181,8 @@ class IngestApp:
         write_key = basic_write_key(header(scope, b"authorization"))
         try:
             payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise Refused(400, "invalid_json", "request body is not valid JSON") from None
+        except orjson.JSONDecodeError as exc:
+            payload = _lenient_json(raw, exc)
         if not isinstance(payload, dict):
             raise Refused(400, "invalid_json", "request body must be a JSON object")
         if write_key is None:
@@ -267,6 +268,17 @@ class IngestApp:
             rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
 
 
+def _lenient_json(raw: bytes, error: orjson.JSONDecodeError) -> Any:
+    """A lone surrogate escape (`"\\ud800"`) is valid JSON grammar that orjson refuses: parse
+    such a body with the standard library so only the events carrying one are rejected."""
+    if "surrogate" in str(error):
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+    raise Refused(400, "invalid_json", "request body is not valid JSON") from None
+
+
 def _rejection(index: int, code: str, field: str, message: str) -> dict[str, Any]:
     return {"index": index, "code": code, "field": field, "message": message}
 
@@ -299,8 +311,12 @@ def _normalize_all(
             field = f"{where}{exc.error.field}".rstrip(".") or "body"
             rejected.append(_rejection(index, "invalid_event", field, exc.error.message))
             continue
-        except orjson.JSONEncodeError:
-            message = f"nests objects or arrays more than {MAX_DEPTH} levels deep"
+        except orjson.JSONEncodeError as exc:
+            message = (
+                "contains a string with a lone surrogate"
+                if "surrogate" in str(exc)
+                else f"nests objects or arrays more than {MAX_DEPTH} levels deep"
+            )
             rejected.append(
                 _rejection(index, "invalid_event", where.rstrip(".") or "body", message)
             )

@@ -108,15 +108,21 @@ async def preview(
         where = f"batch.{index}" if body.batch is not None else "event"
         try:
             event = normalize(dict(raw), received)
+            record = EventRecord.from_event(event)
         except InvalidEvent as exc:
             errors.append(
                 {"field": f"{where}.{exc.error.field}".rstrip("."), "message": exc.error.message}
             )
             continue
+        except Exception:
+            # As at ingest: too deeply nested or a lone surrogate (orjson refuses both), or
+            # anything else one event trips; a 422 naming it, never a 500.
+            errors.append({"field": where, "message": "the event cannot be stored as JSON"})
+            continue
         if not allows(row["consent_categories"], granted_categories(event), consent_default):
             filtered.append({"index": index, "reason": "consent"})
             continue
-        records.append(EventRecord.from_event(event))
+        records.append(record)
         positions.append(index)
     if errors:
         raise validation_error(errors)
