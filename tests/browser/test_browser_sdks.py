@@ -138,11 +138,34 @@ def stock_segment_snippet(write_key: str, script_host: str, load: dict[str, Any]
 
 SEND_EVENTS = """async (burst) => {
   const sdk = window.sdk;
-  sdk.identify("user-1", {email: "ada@example.com", plan: "pro"});
-  sdk.track("Order Completed", {revenue: 42.5, currency: "EUR"});
-  sdk.page("Pricing");
-  for (let i = 0; i < burst; i++) sdk.track("Burst", {i});
+  const calls = [
+    sdk.identify("user-1", {email: "ada@example.com", plan: "pro"}),
+    sdk.track("Order Completed", {revenue: 42.5, currency: "EUR"}),
+    sdk.page("Pricing"),
+  ];
+  for (let i = 0; i < burst; i++) calls.push(sdk.track("Burst", {i}));
+  // analytics.js resolves each call once its event is handed to the Segment.io plugin.
+  await Promise.all(calls.filter((c) => c && typeof c.then === "function"));
   return navigator.userAgent;
+}"""
+
+
+# The browser's unload-safe transports (fetch with keepalive, as analytics.js uses it when a
+# page is left; navigator.sendBeacon, RudderStack's `useBeacon` transport): text/plain bodies
+# with the write key inside or in the query, so no CORS preflight. Sent by hand: the SDKs' own
+# use of them is for page unload, and a 200-event burst through them overruns Chromium's 64 KB
+# in-flight budget for such requests (the SDKs then drop events, by their design).
+RAW_TRANSPORTS = """async ([er, writeKey, rudder]) => {
+  const event = (name) => ({type: "track", event: name, anonymousId: "raw"});
+  // Segment's single-event path, or RudderStack's beacon batch (key in the query).
+  const sent = rudder
+    ? navigator.sendBeacon(er + "/beacon/v1/batch?writeKey=" + writeKey,
+        JSON.stringify({batch: [event("Beacon")], sentAt: new Date().toISOString()}))
+    : navigator.sendBeacon(er + "/v1/t", JSON.stringify({writeKey, ...event("Beacon")}));
+  const r = await fetch(er + "/v1/t", {method: "POST", keepalive: true,
+    body: JSON.stringify({writeKey, ...event("Keepalive")}),
+    headers: {"Content-Type": "text/plain"}});
+  return [sent, r.status];
 }"""
 
 
@@ -272,12 +295,20 @@ async def test_browser_sdk_events_reach_the_sink(
                 seen: list[str] = []  # shown when the sink times out
                 page.on("console", lambda m: seen.append(f"console {m.type}: {m.text}"))
                 page.on("response", lambda r: seen.append(f"{r.request.method} {r.url} {r.status}"))
+                page.on("requestfailed", lambda r: seen.append(f"failed {r.url} {r.failure}"))
                 await page.route("**/*", local_only)
                 await page.goto(page_url)
                 await page.wait_for_function("() => window.sdk !== undefined")
                 user_agent = await page.evaluate(SEND_EVENTS, BURST)
+                raw = ["Beacon", "Keepalive"] if way.endswith("direct") else []
+                if raw:
+                    rudder = way.startswith("rudder")
+                    sent = await page.evaluate(RAW_TRANSPORTS, [er, write_key, rudder])
+                    assert sent == [True, 200]
                 try:
-                    await sink.wait_for(lambda: len(sink.events()) >= BURST + 3, timeout=20)
+                    await sink.wait_for(
+                        lambda: len(sink.events()) >= BURST + 3 + len(raw), timeout=20
+                    )
                 except AssertionError:
                     got = len(sink.events())
                     raise AssertionError(
@@ -297,6 +328,10 @@ async def test_browser_sdk_events_reach_the_sink(
     if config_path:  # the settings came from eventrelay
         assert any(r[0] == "GET" and config_path in r[1] and r[-1] == "200" for r in responses)
     events = sink.events()
+    raw_events = [e for e in events if e.get("event") in raw]
+    assert sorted(e["event"] for e in raw_events) == raw
+    assert all(e["context"]["ip"] == "127.0.0.1" for e in raw_events)
+    events = [e for e in events if e not in raw_events]
     kinds = sorted(e["type"] for e in events)
     assert kinds.count("identify") == 1 and kinds.count("page") == 1
     assert kinds.count("track") == BURST + 1

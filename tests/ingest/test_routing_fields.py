@@ -195,3 +195,21 @@ def test_selection_follows_segments_rule(integrations: dict[str, Any]) -> None:
             assert allowed is (folded[key] is not False)
             return
     assert allowed is (folded.get("all", True) is not False)
+
+
+async def test_preview_shows_integrations_object_filtering(pipe: Pipeline, sink: Sink) -> None:
+    src = await pipe.api.make_source()
+    hook = await _delivering(pipe, src, sink, "Webhook Prod")
+    batch = [
+        {"type": "track", "userId": "u", "event": "off", "integrations": {"Webhooks": False}},
+        {
+            "type": "track",
+            "userId": "u",
+            "event": "on",
+            "integrations": {"All": False, "Webhook Prod": True},
+        },
+    ]
+    r = await pipe.api.post(f"/v1/admin/integrations/{hook}/preview", json={"batch": batch})
+    assert r.status_code == 200, r.text
+    assert r.json()["filtered"] == [{"index": 0, "reason": "integrations_object"}]
+    assert r.json()["requests"][0]["event_indices"] == [1]
