@@ -129,7 +129,7 @@ class IngestApp:
                 endpoint = "settings"
                 body = self._sdk_settings(scope, path, origin)
             else:
-                raise Refused(404, "not_found", f"no ingest endpoint at {path[:200]}")
+                raise Refused(404, "not_found", "no ingest endpoint at this path")
         except Refused as refused:
             INGEST_REQUESTS.labels(endpoint, str(refused.status)).inc()
             await respond(
@@ -154,7 +154,7 @@ class IngestApp:
         else:
             write_key = settings_write_key(path, SEGMENT_SETTINGS_PREFIX)
             if write_key is None:
-                raise Refused(404, "not_found", f"no ingest endpoint at {path[:200]}")
+                raise Refused(404, "not_found", "no ingest endpoint at this path")
         directory = self._rt.directory
         assert directory is not None
         source = directory.by_write_key(write_key) if write_key else None
