@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8084
 
-.PHONY: run test lint typecheck bench install install-test clean
+.PHONY: run test lint typecheck bench install install-test browser-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ lint: install-test
 typecheck: install-test
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck browser-deps
 	$(BIN)/pytest -n 2 --dist loadgroup -q
+
+# The browser tests drive Debian's Chromium and load the SDKs from their npm packages. Without
+# root/apt-get or npm they skip locally (and fail under CI=true).
+BROWSER := tests/browser
+browser-deps: $(BROWSER)/node_modules/.package-lock.json
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; } || echo "chromium is not installed and cannot be here (needs root and apt-get): the browser tests will skip"
+
+$(BROWSER)/node_modules/.package-lock.json: $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@if command -v npm >/dev/null; then cd $(BROWSER) && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error; else echo "npm not found: the browser tests will skip"; fi
 
 # wrk (C) generates the load when present; on Debian/Ubuntu as root it is installed here.
 bench: install-test
@@ -42,4 +51,4 @@ bench: install-test
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .eventrelay .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .eventrelay .pytest_cache .mypy_cache .ruff_cache $(BROWSER)/node_modules

@@ -19,8 +19,8 @@ from starlette.types import Receive, Scope, Send
 
 from eventrelay import __version__, logs
 from eventrelay.api import errors
-from eventrelay.api.ingest import PATHS as INGEST_PATHS
 from eventrelay.api.ingest import IngestApp
+from eventrelay.api.ingest_http import owns as ingest_owns
 from eventrelay.api.limits import BodySizeLimit
 from eventrelay.api.openapi_ingest import add_ingest_paths
 from eventrelay.api.routes import (
@@ -44,7 +44,8 @@ log = logging.getLogger("eventrelay.app")
 DESCRIPTION = """Server-side event delivery: Segment-spec events in, vendor-correct requests out.
 
 Ingest endpoints (`/v1/track`, `/v1/batch`, ...) take the source's write key as the HTTP Basic
-username. Admin endpoints take `Authorization: Bearer <token>`. Errors are
+username; their errors are `{"code", "message", "details"?}` (the shape the Segment and
+RudderStack SDKs read). Admin endpoints take `Authorization: Bearer <token>`; their errors are
 `{"error": {"code", "message", "details"?}}`; lists are cursor-paginated."""
 
 
@@ -60,14 +61,15 @@ def tune_gc() -> None:
 
 
 class EventRelayApp:
-    """Routes ingest paths to the ingest handler, the rest to the admin app."""
+    """Routes ingest paths (every path under /v1/ but /v1/admin, and the browser SDKs' few
+    others) to the ingest handler, the rest to the admin app."""
 
     def __init__(self, admin: FastAPI, ingest: IngestApp) -> None:
         self.admin = admin
         self.ingest = ingest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in INGEST_PATHS:
+        if scope["type"] == "http" and ingest_owns(scope["path"]):
             await self.ingest(scope, receive, send)
         else:
             await self.admin(scope, receive, send)

@@ -78,6 +78,9 @@ def serve(
         "log_config": None,
         "access_log": access_log,
         "timeout_graceful_shutdown": 30,
+        # Forwarding headers are believed only from EVENTRELAY_TRUSTED_PROXIES (ingest's
+        # context.ip), never by uvicorn's own default (127.0.0.1).
+        "proxy_headers": False,
     }
     if settings.processes == 1:
         uvicorn.run(create_app(rt, bootstrap_owner=True, workers=workers), **options)

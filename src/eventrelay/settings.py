@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Network = IPv4Network | IPv6Network
+
+
+def parse_networks(spec: str) -> tuple[Network, ...]:
+    """`10.0.0.0/8, 127.0.0.1, ::1` -> networks; raises ValueError naming the bad entry."""
+    networks: list[Network] = []
+    for part in spec.split(","):
+        entry = part.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR block: {entry!r}") from None
+    return tuple(networks)
 
 
 class Settings(BaseSettings):
@@ -34,6 +51,19 @@ class Settings(BaseSettings):
         default=1, ge=1, le=64, description="`serve`: HTTP processes sharing the port."
     )
     log_level: str = "INFO"
+
+    # Ingest behind a reverse proxy / load balancer.
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or CIDR blocks of reverse proxies whose "
+        "X-Forwarded-For / Forwarded / X-Forwarded-Proto headers are believed (context.ip).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
+        description="The URL browsers reach eventrelay at, for the SDK settings it serves "
+        "(default: the scheme and Host of each request).",
+    )
 
     # Delivery policy.
     allow_private_targets: bool = Field(
@@ -77,6 +107,12 @@ class Settings(BaseSettings):
     # Vendor base URLs, only ever set by operators (tests point them at local stand-ins).
     vendor_base_urls: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_proxies(cls, value: str) -> str:
+        parse_networks(value)
+        return value
+
     @cached_property
     def resolved_database_url(self) -> str:
         """SQLAlchemy async URL for the control-plane database."""
@@ -98,6 +134,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[Network, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def key_file(self) -> Path:

@@ -6,6 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
+# The epoch-millisecond range a datetime can hold (years 1 to 9999).
+MIN_EPOCH_MS = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MILLISECOND
+MAX_EPOCH_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MILLISECOND
 
 
 def utcnow() -> datetime:

@@ -1,21 +1,22 @@
 """Ingestion: the Segment HTTP Tracking API, so existing Segment and RudderStack SDKs work
-unchanged. `POST /v1/{track,identify,page,screen,group,alias,batch}`.
+unchanged, from servers and from browsers (paths, CORS, error shape: api/ingest_http.py; the
+settings the browser SDKs load: api/sdk_config.py).
 
 A plain ASGI handler (no framework routing or validation layers): this is the hot path. The
 response is 200 only after the accepted events are durable in the queue.
 
 Limits as Segment's: 32 KB per event, 500 KB and 2,500 events per batch (413). Bad JSON is 400.
 In a batch, valid events are accepted and invalid ones reported by index; only a batch with no
-valid event at all is refused (400).
+valid event at all is refused (400). An event that cannot be processed (nesting deeper than the
+JSON encoder takes, a timestamp its clock-skew correction moves out of range, anything else it
+trips) is rejected alone: it never fails the rest of its request.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import json
 import logging
 import time
-import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +24,24 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from eventrelay.api.errors import error_body
+from eventrelay.api.client_ip import ClientAddress
+from eventrelay.api.ingest_http import (
+    EVENT_PATHS,
+    METRICS_PATHS,
+    RUDDER_CONFIG_PATHS,
+    SEGMENT_SETTINGS_PREFIX,
+    Refused,
+    basic_write_key,
+    cors_headers,
+    error_body,
+    gunzip,
+    header,
+    preflight,
+    query_write_key,
+    read_body,
+    respond,
+)
+from eventrelay.api.sdk_config import rudder_source_config, segment_settings, settings_write_key
 from eventrelay.core.events import InvalidEvent, Received, normalize, parse_sent_at
 from eventrelay.routing.directory import SourceEntry
 from eventrelay.routing.router import route
@@ -38,155 +56,153 @@ MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2500
 # Normalisation adds receivedAt, messageId, timestamps: allow for them on top of 32 KB.
 _NORMALISED_SLACK = 512
+# orjson writes at most 254 levels of nesting (it reads 1,024).
+MAX_DEPTH = 254
 
-PATHS = {
-    "/v1/track": "track",
-    "/v1/identify": "identify",
-    "/v1/page": "page",
-    "/v1/screen": "screen",
-    "/v1/group": "group",
-    "/v1/alias": "alias",
-    "/v1/batch": "batch",
-    "/v1/import": "batch",
-}
+PATHS = EVENT_PATHS
 _OK = b'{"success":true}'
-_ALLOW_HEADERS = b"authorization, content-type, content-encoding"
-
-
-class _Refused(Exception):
-    def __init__(
-        self, status: int, code: str, message: str, details: list[Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.details = details
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value)
-    return None
-
-
-def _basic_write_key(value: bytes | None) -> str | None:
-    if not value or value[:6].lower() != b"basic ":
-        return None
-    try:
-        decoded = base64.b64decode(value[6:].strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.split(":", 1)[0] or None
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Refused(400, "bad_request", "client disconnected")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _Refused(413, "payload_too_large", f"request body is over {limit // 1024} KB")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(wbits=47)  # gzip or zlib, auto-detected
-    try:
-        out = decompressor.decompress(body, limit + 1)
-    except zlib.error:
-        raise _Refused(400, "invalid_encoding", "body is not valid gzip") from None
-    if len(out) > limit or decompressor.unconsumed_tail:
-        raise _Refused(413, "payload_too_large", f"request body is over {limit // 1024} KB")
-    return out
+_UNAUTHORIZED = "missing or unknown write key: send it as the Basic auth username or as writeKey"
 
 
 class IngestApp:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+        self._clients = ClientAddress(rt.settings.trusted_proxy_networks)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = PATHS[scope["path"]]
-        origin = _header(scope, b"origin")
+        kind = PATHS.get(scope["path"])
+        origin = header(scope, b"origin")
         method = scope["method"]
         if method == "OPTIONS":
-            await self._preflight(scope, send, origin)
+            await preflight(scope, send, origin)
             return
-        cors = [(b"access-control-allow-origin", origin), (b"vary", b"Origin")] if origin else []
+        cors = cors_headers(origin)
+        if kind is None:
+            await self._other(scope, receive, send, origin, cors)
+            return
         if method != "POST":
-            await _respond(send, 405, error_body("method_not_allowed", "use POST", None), cors)
+            INGEST_REQUESTS.labels(kind, "405").inc()
+            await respond(send, 405, error_body("method_not_allowed", "use POST", None), cors)
             return
         try:
             body = await self._handle(scope, receive, kind, origin)
-        except _Refused as refused:
-            if refused.code == "origin_not_allowed":
-                cors = []
+        except Refused as refused:
             INGEST_REQUESTS.labels(kind, str(refused.status)).inc()
-            await _respond(
+            await respond(
                 send,
                 refused.status,
                 error_body(refused.code, refused.message, refused.details),
                 cors,
             )
             return
+        except Exception as exc:
+            # A bug, not the client's input (that is refused above): counted, logged by type
+            # only, and a 500 so SDKs keep the events and retry.
+            log.error("ingest failed", extra={"error_type": type(exc).__name__})
+            INGEST_REQUESTS.labels(kind, "500").inc()
+            await respond(send, 500, error_body("internal_error", "internal error", None), cors)
+            return
         INGEST_REQUESTS.labels(kind, "200").inc()
-        await _respond(send, 200, body, cors)
+        await respond(send, 200, body, cors)
 
-    async def _preflight(self, scope: Scope, send: Send, origin: bytes | None) -> None:
-        # The source is unknown before the real request (no credentials in a preflight): allow
-        # the preflight, and enforce the source's allowed origins on the request itself.
-        requested = _header(scope, b"access-control-request-headers") or _ALLOW_HEADERS
-        headers = [
-            (b"access-control-allow-methods", b"POST, OPTIONS"),
-            (b"access-control-allow-headers", requested),
-            (b"access-control-max-age", b"86400"),
-            (b"vary", b"Origin"),
-        ]
-        if origin:
-            headers.append((b"access-control-allow-origin", origin))
-        await _respond(send, 204, b"", headers)
+    async def _other(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        origin: bytes | None,
+        cors: list[tuple[bytes, bytes]],
+    ) -> None:
+        """Browser SDK settings, their client metrics, and 404s for unknown paths under /v1/
+        (with CORS, so a browser shows the 404 instead of a CORS failure)."""
+        path: str = scope["path"]
+        method = scope["method"]
+        endpoint = "other"
+        try:
+            if path in METRICS_PATHS:
+                endpoint = "metrics"
+                if method != "POST":
+                    raise Refused(405, "method_not_allowed", "use POST")
+                await read_body(receive, MAX_EVENT_BYTES)
+                body = _OK
+            elif path.startswith(SEGMENT_SETTINGS_PREFIX) or path in RUDDER_CONFIG_PATHS:
+                endpoint = "settings"
+                body = self._sdk_settings(scope, path, origin)
+            else:
+                raise Refused(404, "not_found", "no ingest endpoint at this path")
+        except Refused as refused:
+            INGEST_REQUESTS.labels(endpoint, str(refused.status)).inc()
+            await respond(
+                send,
+                refused.status,
+                error_body(refused.code, refused.message, refused.details),
+                cors,
+                head=method == "HEAD",
+            )
+            return
+        INGEST_REQUESTS.labels(endpoint, "200").inc()
+        await respond(send, 200, body, cors, head=method == "HEAD")
+
+    def _sdk_settings(self, scope: Scope, path: str, origin: bytes | None) -> bytes:
+        if scope["method"] not in ("GET", "HEAD"):
+            raise Refused(405, "method_not_allowed", "use GET")
+        rudder = path in RUDDER_CONFIG_PATHS
+        if rudder:
+            if b"view=ad" in scope.get("query_string", b""):
+                return b"{}"  # the SDK's ad-blocker probe: any success will do
+            write_key = query_write_key(scope) or basic_write_key(header(scope, b"authorization"))
+        else:
+            write_key = settings_write_key(path, SEGMENT_SETTINGS_PREFIX)
+            if write_key is None:
+                raise Refused(404, "not_found", "no ingest endpoint at this path")
+        directory = self._rt.directory
+        assert directory is not None
+        source = directory.by_write_key(write_key) if write_key else None
+        if source is None or write_key is None:
+            raise Refused(404, "not_found", "no source has this write key")
+        if origin and not source.allows_origin(origin.decode(errors="replace")):
+            raise Refused(403, "origin_not_allowed", "this origin may not send to this source")
+        if rudder:
+            return orjson.dumps(rudder_source_config(write_key, source))
+        public_url = self._rt.settings.public_url or self._clients.origin(
+            scope, header(scope, b"host")
+        )
+        return orjson.dumps(segment_settings(write_key, public_url))
 
     async def _handle(
         self, scope: Scope, receive: Receive, kind: str, origin: bytes | None
     ) -> bytes:
         limit = MAX_BATCH_BYTES if kind == "batch" else MAX_EVENT_BYTES
-        raw = await _read_body(receive, limit)
-        encoding = _header(scope, b"content-encoding")
+        raw = await read_body(receive, limit)
+        encoding = header(scope, b"content-encoding")
         if encoding and encoding.strip().lower() in (b"gzip", b"deflate"):
-            raw = _gunzip(raw, limit)
-        write_key = _basic_write_key(_header(scope, b"authorization"))
+            raw = gunzip(raw, limit)
+        # Any content type: browsers send JSON as text/plain to avoid a CORS preflight.
+        write_key = basic_write_key(header(scope, b"authorization"))
         try:
             payload = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise _Refused(400, "invalid_json", "request body is not valid JSON") from None
+        except orjson.JSONDecodeError as exc:
+            payload = _lenient_json(raw, exc)
         if not isinstance(payload, dict):
-            raise _Refused(400, "invalid_json", "request body must be a JSON object")
+            raise Refused(400, "invalid_json", "request body must be a JSON object")
         if write_key is None:
             body_key = payload.get("writeKey")
             write_key = body_key if isinstance(body_key, str) and body_key else None
+            if write_key is None:
+                write_key = query_write_key(scope)
         directory = self._rt.directory
         assert directory is not None
         source = directory.by_write_key(write_key) if write_key else None
         if source is None:
-            raise _Refused(
-                401,
-                "unauthorized",
-                "missing or unknown write key: send it as the Basic auth username or as writeKey",
-            )
+            raise Refused(401, "unauthorized", _UNAUTHORIZED)
         if origin and not source.allows_origin(origin.decode(errors="replace")):
-            raise _Refused(403, "origin_not_allowed", "this origin may not send to this source")
+            raise Refused(403, "origin_not_allowed", "this origin may not send to this source")
+        ip = self._clients.of(scope)
         received_at = Received.at(datetime.now(UTC))
         if kind == "batch":
-            accepted, rejected = self._batch(payload, received_at)
+            accepted, rejected = self._batch(payload, received_at, ip)
         else:
-            accepted, rejected = self._single(payload, kind, received_at)
+            accepted, rejected = self._single(payload, kind, received_at, ip)
         if rejected:
             INGEST_EVENTS.labels("rejected").inc(len(rejected))
         if not accepted:
@@ -196,7 +212,7 @@ class IngestApp:
             )
             status = 413 if all(r["code"] == "event_too_large" for r in rejected) else 400
             code = "payload_too_large" if status == 413 else "invalid_event"
-            raise _Refused(status, code, message, details)
+            raise Refused(status, code, message, details)
         await self._store(source, accepted)
         INGEST_EVENTS.labels("accepted").inc(len(accepted))
         if rejected:
@@ -204,18 +220,18 @@ class IngestApp:
         return _OK
 
     def _batch(
-        self, payload: dict[str, Any], received_at: Received
+        self, payload: dict[str, Any], received_at: Received, ip: str | None
     ) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
         batch = payload.get("batch")
         if not isinstance(batch, list):
-            raise _Refused(
+            raise Refused(
                 400,
                 "invalid_event",
                 "batch: must be an array of events",
                 [{"field": "batch", "message": "must be an array of events"}],
             )
         if len(batch) > MAX_BATCH_EVENTS:
-            raise _Refused(
+            raise Refused(
                 413, "payload_too_large", f"a batch holds at most {MAX_BATCH_EVENTS} events"
             )
         context = payload.get("context") if isinstance(payload.get("context"), dict) else None
@@ -226,13 +242,13 @@ class IngestApp:
         if sent_at is not None:
             received_at = Received(received_at.ms, received_at.iso, iso_from_epoch_ms(sent_at))
         return _normalize_all(
-            enumerate(batch), received_at, None, sent_at, context, integrations, "batch."
+            enumerate(batch), received_at, None, sent_at, context, integrations, "batch.", ip
         )
 
     def _single(
-        self, payload: dict[str, Any], kind: str, received_at: Received
+        self, payload: dict[str, Any], kind: str, received_at: Received, ip: str | None
     ) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
-        return _normalize_all([(0, payload)], received_at, kind, None, None, None, "")
+        return _normalize_all([(0, payload)], received_at, kind, None, None, None, "", ip)
 
     async def _store(
         self, source: SourceEntry, accepted: list[tuple[dict[str, Any], bytes]]
@@ -244,12 +260,27 @@ class IngestApp:
             await rt.queue.publish(routed.batches)
         except Exception as exc:
             log.error("queue publish failed", extra={"error_type": type(exc).__name__})
-            raise _Refused(503, "unavailable", "events could not be stored; retry later") from None
+            raise Refused(503, "unavailable", "events could not be stored; retry later") from None
         now = time.time()
         for integration_id, messages in routed.batches.items():
             rt.metrics.add(integration_id, "queued", len(messages), at=now)
         for (integration_id, reason), count in routed.filtered.items():
             rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
+
+
+def _lenient_json(raw: bytes, error: orjson.JSONDecodeError) -> Any:
+    """A lone surrogate escape (`"\\ud800"`) is valid JSON grammar that orjson refuses: parse
+    such a body with the standard library so only the events carrying one are rejected."""
+    if "surrogate" in str(error):
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+    raise Refused(400, "invalid_json", "request body is not valid JSON") from None
+
+
+def _rejection(index: int, code: str, field: str, message: str) -> dict[str, Any]:
+    return {"index": index, "code": code, "field": field, "message": message}
 
 
 def _normalize_all(
@@ -260,6 +291,7 @@ def _normalize_all(
     context: dict[str, Any] | None,
     integrations: dict[str, Any] | None,
     prefix: str,
+    ip: str | None,
 ) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
     accepted: list[tuple[dict[str, Any], bytes]] = []
     rejected: list[dict[str, Any]] = []
@@ -267,39 +299,41 @@ def _normalize_all(
         where = f"{prefix}{index}." if prefix else ""
         try:
             event = normalize(item, received_at, kind, sent_at, context, integrations)
+            if ip is not None:
+                # Segment fills context.ip from the request when the client leaves it out.
+                event_context = event.get("context")
+                if event_context is None:
+                    event["context"] = {"ip": ip}
+                elif not event_context.get("ip"):
+                    event_context["ip"] = ip
+            raw = orjson.dumps(event)
         except InvalidEvent as exc:
             field = f"{where}{exc.error.field}".rstrip(".") or "body"
+            rejected.append(_rejection(index, "invalid_event", field, exc.error.message))
+            continue
+        except orjson.JSONEncodeError as exc:
+            message = (
+                "contains a string with a lone surrogate"
+                if "surrogate" in str(exc)
+                else f"nests objects or arrays more than {MAX_DEPTH} levels deep"
+            )
             rejected.append(
-                {
-                    "index": index,
-                    "code": "invalid_event",
-                    "field": field,
-                    "message": exc.error.message,
-                }
+                _rejection(index, "invalid_event", where.rstrip(".") or "body", message)
             )
             continue
-        raw = orjson.dumps(event)
-        if len(raw) > MAX_EVENT_BYTES + _NORMALISED_SLACK:
+        except Exception as exc:
+            # Whatever else one event trips must not fail the others of its request.
+            log.warning("event rejected", extra={"error_type": type(exc).__name__})
+            message = "the event could not be processed"
             rejected.append(
-                {
-                    "index": index,
-                    "code": "event_too_large",
-                    "field": where.rstrip(".") or "body",
-                    "message": f"event is over {MAX_EVENT_BYTES // 1024} KB",
-                }
+                _rejection(index, "invalid_event", where.rstrip(".") or "body", message)
+            )
+            continue
+        if len(raw) > MAX_EVENT_BYTES + _NORMALISED_SLACK:
+            message = f"event is over {MAX_EVENT_BYTES // 1024} KB"
+            rejected.append(
+                _rejection(index, "event_too_large", where.rstrip(".") or "body", message)
             )
             continue
         accepted.append((event, raw))
     return accepted, rejected
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | Any
-) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *extra,
-    ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

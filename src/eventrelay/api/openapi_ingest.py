@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eventrelay.api.ingest import PATHS
+from eventrelay.api.ingest_http import DOCUMENTED_PATHS, EVENT_PATHS
 
 _EVENT = {
     "type": "object",
@@ -25,7 +25,9 @@ _RESPONSES: dict[str, Any] = {
         '{"success": true, "accepted": n, "rejected": [{"index", "field", "message"}]}',
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
-    "400": {"description": "Invalid JSON, or no valid event"},
+    "400": {
+        "description": 'Invalid JSON, or no valid event: {"code", "message", "details"?}',
+    },
     "401": {"description": "Missing or unknown write key"},
     "403": {"description": "Origin not allowed for this source"},
     "413": {"description": "Over 32 KB per event, 500 KB or 2,500 events per batch"},
@@ -40,9 +42,8 @@ def add_ingest_paths(schema: dict[str, Any]) -> None:
         "scheme": "basic",
         "description": "The source's write key as username, empty password.",
     }
-    for path, kind in PATHS.items():
-        if path == "/v1/import":
-            continue
+    for path in DOCUMENTED_PATHS:
+        kind = EVENT_PATHS[path]
         body = (
             {
                 "type": "object",

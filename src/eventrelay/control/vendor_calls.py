@@ -31,6 +31,7 @@ from eventrelay.destinations.base import (
 )
 from eventrelay.errors import ApiError, not_found, validation_error
 from eventrelay.logs import redact
+from eventrelay.routing.selection import selection_of, type_keys
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as store
 from eventrelay.store.tables import sources as sources_table
@@ -101,6 +102,7 @@ async def preview(
     if not raw_events:
         raise validation_error([{"field": "event", "message": "give an event or a batch"}])
     received = Received.at(datetime.now(UTC))
+    select_keys = type_keys(row["type"], destination.title)
     records: list[EventRecord] = []
     positions: list[int] = []
     filtered: list[dict[str, Any]] = []
@@ -109,15 +111,25 @@ async def preview(
         where = f"batch.{index}" if body.batch is not None else "event"
         try:
             event = normalize(dict(raw), received)
+            record = EventRecord.from_event(event)
         except InvalidEvent as exc:
             errors.append(
                 {"field": f"{where}.{exc.error.field}".rstrip("."), "message": exc.error.message}
             )
             continue
+        except Exception:
+            # As at ingest: too deeply nested or a lone surrogate (orjson refuses both), or
+            # anything else one event trips; a 422 naming it, never a 500.
+            errors.append({"field": where, "message": "the event cannot be stored as JSON"})
+            continue
+        selection = selection_of(event)
+        if selection is not None and not selection.allows(row["name"], select_keys):
+            filtered.append({"index": index, "reason": "integrations_object"})
+            continue
         if not allows(row["consent_categories"], granted_categories(event), consent_default):
             filtered.append({"index": index, "reason": "consent"})
             continue
-        records.append(EventRecord.from_event(event))
+        records.append(record)
         positions.append(index)
     if errors:
         raise validation_error(errors)

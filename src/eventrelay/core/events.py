@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from eventrelay.timeutil import epoch_ms, iso_from_epoch_ms, parse_iso
+from eventrelay.timeutil import MAX_EPOCH_MS, MIN_EPOCH_MS, epoch_ms, iso_from_epoch_ms, parse_iso
 
 EVENT_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 MAX_MESSAGE_ID = 100
@@ -77,7 +77,7 @@ def _time_ms(event: Mapping[str, Any], name: str) -> int | None:
         raise InvalidEvent(name, "must be an ISO 8601 date-time string")
     try:
         return epoch_ms(parse_iso(value))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved by its offset
         raise InvalidEvent(name, "must be an ISO 8601 date-time string") from None
 
 
@@ -99,7 +99,7 @@ def normalize(
     event: dict[str, Any] = raw
     event.pop("writeKey", None)
     kind = type_ or event.get("type")
-    if kind not in EVENT_TYPES:
+    if type(kind) is not str or kind not in EVENT_TYPES:
         raise InvalidEvent("type", "must be one of track, identify, page, screen, group, alias")
     event["type"] = kind
 
@@ -157,15 +157,22 @@ def normalize(
     sent_at = _time_ms(event, "sentAt")
     if sent_at is None:
         sent_at = batch_sent_at
-    if "originalTimestamp" in event:
-        _time_ms(event, "originalTimestamp")
+    original = _time_ms(event, "originalTimestamp") if "originalTimestamp" in event else None
     event["receivedAt"] = received.iso
+    if timestamp is None and original is not None:
+        # RudderStack's SDKs send only originalTimestamp (the device clock): correct it the same way.
+        timestamp = original
+    elif timestamp is not None:
+        event["originalTimestamp"] = event["timestamp"]
     if timestamp is None:
         event["timestamp"] = received.iso
     else:
-        event["originalTimestamp"] = event["timestamp"]
         if sent_at is not None:
             timestamp = received.ms - (sent_at - timestamp)
+            if not MIN_EPOCH_MS <= timestamp <= MAX_EPOCH_MS:
+                raise InvalidEvent(
+                    "timestamp", "correcting it for the sentAt clock skew leaves years 1 to 9999"
+                )
         event["timestamp"] = iso_from_epoch_ms(timestamp)
     if sent_at is not None:
         event["sentAt"] = (
@@ -183,5 +190,5 @@ def parse_sent_at(value: Any) -> int | None:
         return None
     try:
         return epoch_ms(parse_iso(value))
-    except ValueError:
+    except (ValueError, OverflowError):
         return None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from eventrelay.bus import Change, ConfigBus
 from eventrelay.destinations import registry
+from eventrelay.routing.selection import type_keys
 from eventrelay.store import integrations as integration_store
 from eventrelay.store import sources as source_store
 from eventrelay.store.db import Database
@@ -25,6 +26,8 @@ REFRESH_SECONDS = 30.0
 class Route:
     integration_id: str
     type: str
+    name: str
+    select_keys: tuple[str, ...]  # keys of an event's `integrations` object that address it
     enabled: bool
     deliverable: bool  # the type has a delivery implementation
     consent_categories: tuple[str, ...]
@@ -34,6 +37,7 @@ class Route:
 class SourceEntry:
     id: str
     org_id: str
+    name: str
     consent_default: str
     allowed_origins: tuple[str, ...]
     routes: tuple[Route, ...]
@@ -97,6 +101,10 @@ class Directory:
                     Route(
                         integration_id=row["id"],
                         type=row["type"],
+                        name=row["name"],
+                        select_keys=type_keys(
+                            row["type"], destination.title if destination else None
+                        ),
                         enabled=bool(row["enabled"]),
                         deliverable=destination is not None and destination.delivers,
                         consent_categories=tuple(row["consent_categories"]),
@@ -108,6 +116,7 @@ class Directory:
                 entry = SourceEntry(
                     id=source["id"],
                     org_id=source["org_id"],
+                    name=source["name"],
                     consent_default=source["consent_default"],
                     allowed_origins=tuple(source["allowed_origins"]),
                     routes=tuple(routes.get(source["id"], ())),

@@ -1,8 +1,9 @@
 """Routing: which integrations of a source receive each accepted event.
 
-An event goes to every enabled integration of its source whose consent categories are all
-granted in the event. What is not routed is counted (filtered: disabled, consent,
-unavailable) rather than silently dropped.
+An event goes to every enabled integration of its source that its `integrations` object
+selects (Segment's rule, routing/selection.py) and whose consent categories are all granted in
+the event. What is not routed is counted (filtered: disabled, unavailable, integrations_object,
+consent) rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.queue.base import Message
 from eventrelay.routing.directory import SourceEntry
+from eventrelay.routing.selection import Selection, selection_of
 
 
 @dataclass(slots=True)
@@ -29,6 +31,8 @@ def route(source: SourceEntry, events: Sequence[tuple[dict[str, Any], bytes]]) -
     if not events:
         return result
     granted: list[frozenset[str] | None] | None = None
+    selections: list[Selection | None] | None = None
+    everyone = range(len(events))
     for target in source.routes:
         if not target.enabled:
             result.filtered[(target.integration_id, "disabled")] += len(events)
@@ -36,19 +40,38 @@ def route(source: SourceEntry, events: Sequence[tuple[dict[str, Any], bytes]]) -
         if not target.deliverable:
             result.filtered[(target.integration_id, "unavailable")] += len(events)
             continue
-        if not target.consent_categories:
+        if selections is None:
+            selections = [selection_of(e) for e, _ in events]
+            if not any(selections):
+                selections = []  # the common case: nobody names integrations
+        if not selections and not target.consent_categories:
             chosen = [Message(e["messageId"], raw) for e, raw in events]
         else:
-            if granted is None:
-                granted = [granted_categories(e) for e, _ in events]
-            chosen = [
-                Message(e["messageId"], raw)
-                for (e, raw), g in zip(events, granted, strict=True)
-                if allows(target.consent_categories, g, source.consent_default)
-            ]
-            denied = len(events) - len(chosen)
-            if denied:
-                result.filtered[(target.integration_id, "consent")] += denied
+            picked: Sequence[int] = everyone
+            if selections:
+                picked = [
+                    i
+                    for i, selection in enumerate(selections)
+                    if selection is None or selection.allows(target.name, target.select_keys)
+                ]
+                if len(picked) < len(events):
+                    result.filtered[(target.integration_id, "integrations_object")] += len(
+                        events
+                    ) - len(picked)
+            if target.consent_categories:
+                if granted is None:
+                    granted = [granted_categories(e) for e, _ in events]
+                consented = [
+                    i
+                    for i in picked
+                    if allows(target.consent_categories, granted[i], source.consent_default)
+                ]
+                if len(consented) < len(picked):
+                    result.filtered[(target.integration_id, "consent")] += len(picked) - len(
+                        consented
+                    )
+                picked = consented
+            chosen = [Message(events[i][0]["messageId"], events[i][1]) for i in picked]
         if chosen:
             result.batches[target.integration_id] = chosen
     return result
