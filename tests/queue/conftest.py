@@ -1,5 +1,6 @@
 """Queue backends under the same contract. Each fixture yields a factory: calling it again
-gives a new instance on the same storage (a restart of the process using it)."""
+gives a new instance on the same storage (a restart of the process using it). Both lease a
+pulled batch for 1 s (the SQLite lease, JetStream's ack wait)."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ async def queue_factory(
 
         async def make() -> Queue:
             await closing()
-            q: Queue = SqliteQueue(tmp_path / "queue.db", synchronous="normal")
+            q: Queue = SqliteQueue(tmp_path / "queue.db", synchronous="normal", lease_seconds=1.0)
             await q.start()
             opened.append(q)
             return q
