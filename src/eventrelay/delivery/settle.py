@@ -84,6 +84,7 @@ class Settler:
         expired = [d for d, o in settled.drop if o.reason == "expired"]
         dropped = [(d, o) for d, o in settled.drop if o.reason != "expired"]
         retry_groups: dict[float, list[Delivery]] = defaultdict(list)
+        retried: list[tuple[Delivery, Outcome]] = []
         for delivery, outcome in settled.retry:
             delay = policy.next_attempt(
                 delivery.attempts, outcome.retry_after, delivery.published_at, now
@@ -92,6 +93,7 @@ class Settler:
                 expired.append(delivery)
             else:
                 retry_groups[round(delay, 1)].append(delivery)
+                retried.append((delivery, outcome))
         if expired:
             await queue.terminate(snap.id, expired)
             metrics.add(snap.id, "expired", len(expired))
@@ -106,9 +108,9 @@ class Settler:
         for delay, group in retry_groups.items():
             await queue.retry(snap.id, group, delay)
             metrics.add(snap.id, "retried", len(group))
-        if retry_groups:
-            self._count(RETRIED, sum(len(g) for g in retry_groups.values()))
-            self._journal(RETRIED, settled.retry, settled)
+        if retried:
+            self._count(RETRIED, len(retried))
+            self._journal(RETRIED, retried, settled)
         if settled.unexpected and not settled.halt:
             self._unexpected_streak += 1
         elif settled.success:

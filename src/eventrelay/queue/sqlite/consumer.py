@@ -36,9 +36,10 @@ class Chunk:
 
     def mark(self, index: int) -> bool:
         """Mark one event settled; False if it already was."""
-        if self.is_done(index):
+        byte, bit = index >> 3, 1 << (index & 7)
+        if self.done[byte] & bit:
             return False
-        self.done[index >> 3] |= 1 << (index & 7)
+        self.done[byte] |= bit
         self.remaining -= 1
         return True
 
@@ -73,6 +74,7 @@ class Item:
         "lease",
         "message_id",
         "published_at",
+        "repeat",
         "revoked",
         "settled",
     )
@@ -95,10 +97,11 @@ class Item:
         self.lease: Lease | None = None
         self.settled = False  # its holder settled it (or it was released)
         self.revoked = False  # handed out again since (lease ran out, or released)
+        self.repeat = False  # a hand-out after a revoked one (which may settle it meanwhile)
 
     def again(self) -> Item:
         """The next hand-out of the same event."""
-        return Item(
+        item = Item(
             self.message_id,
             self.data,
             self.published_at,
@@ -106,6 +109,8 @@ class Item:
             self.chunk,
             self.index,
         )
+        item.repeat = True
+        return item
 
     @property
     def pending(self) -> bool:
@@ -147,18 +152,20 @@ class StreamState:
             chunk = Chunk(seq, count, done)
             message_ids = orjson.loads(ids)
             parts = payloads.split(b"\n")
-            for index, (message_id, data) in enumerate(zip(message_ids, parts, strict=True)):
-                if not chunk.is_done(index):
-                    self.buffer.append(
-                        Item(message_id, data, published_at, attempts + 1, chunk, index)
-                    )
+            pairs = enumerate(zip(message_ids, parts, strict=True))
+            self.buffer.extend(
+                Item(message_id, data, published_at, attempts + 1, chunk, index)
+                for index, (message_id, data) in pairs
+                if done is None or not chunk.is_done(index)
+            )
 
     def take(self, wanted: int) -> list[Item]:
         out: list[Item] = []
         while self.buffer and len(out) < wanted:
             item = self.buffer.popleft()
-            if item.pending:  # skip what a revoked hand-out settled meanwhile
-                out.append(item)
+            if item.chunk.dead or (item.repeat and not item.pending):
+                continue  # purged, or settled meanwhile by the revoked hand-out before it
+            out.append(item)
         return out
 
     # --- leases ------------------------------------------------------------------------------
