@@ -55,6 +55,8 @@ class TokenCache:
                 response = await self._sender.send(request)
             except TransportError as exc:
                 raise TokenError(True, f"token endpoint: {exc.message}") from None
+            except Exception as exc:  # a request the HTTP client refuses: a failure, not a crash
+                raise TokenError(True, f"token endpoint: {type(exc).__name__}") from None
             if response.status >= 500 or response.status == 429:
                 raise TokenError(
                     True, f"token endpoint HTTP {response.status}: {body_text(response)}"

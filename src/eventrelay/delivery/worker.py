@@ -145,11 +145,13 @@ class IntegrationWorker:
         message = f"unexpected {kind} while delivering; the events are retried"
         failed = [(d, Outcome(OutcomeKind.RETRY, "internal_error", message)) for d in batch]
         self._record_failure(None, None, failed)
+        DELIVERY_EVENTS.labels(snap.id, snap.type, RETRIED).inc(len(batch))
+        self._s.metrics.add(snap.id, "retried", len(batch))
+        self._s.journal.outcome(snap.subject, RETRIED, "internal_error", len(batch))
+        # If the queue refuses the retry too, the batch's lease runs out and it comes back.
         with contextlib.suppress(Exception):
             await self._s.queue.retry(self.stream, batch, self._s.policy.delay(batch[0].attempts))
-            DELIVERY_EVENTS.labels(snap.id, snap.type, RETRIED).inc(len(batch))
-            self._s.metrics.add(snap.id, "retried", len(batch))
-            self._s.journal.outcome(snap.subject, RETRIED, "internal_error", len(batch))
+        with contextlib.suppress(Exception):
             await self.health.failure(message)
 
     async def _keep_leased(self, batch: Sequence[Delivery], lease: float) -> None:
