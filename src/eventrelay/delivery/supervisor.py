@@ -79,10 +79,10 @@ class DeliverySupervisor:
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
 
-    def _retire(self, worker: IntegrationWorker) -> None:
-        task = asyncio.create_task(
-            worker.stop(self._rt.settings.drain_seconds), name=f"retire-{worker.stream}"
-        )
+    def _retire(self, worker: IntegrationWorker, drain: float | None = None) -> None:
+        if drain is None:
+            drain = self._rt.settings.drain_seconds
+        task = asyncio.create_task(worker.stop(drain), name=f"retire-{worker.stream}")
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
@@ -158,7 +158,8 @@ class DeliverySupervisor:
         if row is None or row["deleted_at"] is not None:
             worker = self._workers.pop(integration_id, None)
             if worker:
-                self._retire(worker)
+                # Deleted: its events are discarded, the ones in flight included (no drain).
+                self._retire(worker, drain=0.0)
             known = self._known.pop(integration_id, None)
             if known is not None:
                 forget_integration(integration_id, known[1].type)
