@@ -18,7 +18,7 @@ from eventrelay.delivery.failures import (
     describe_request,
     describe_response,
 )
-from eventrelay.delivery.health import IntegrationHealth
+from eventrelay.delivery.health import MAX_MESSAGE, IntegrationHealth
 from eventrelay.delivery.sender import TransportError
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.delivery.settle import RETRIED, Settled, Settler
@@ -320,7 +320,7 @@ class IntegrationWorker:
             snap.id,
             outcome.kind.value,
             outcome.reason,
-            redactor.text(outcome.message or outcome.reason or "")[:1000],
+            redactor.text(outcome.message or outcome.reason or "")[:MAX_MESSAGE],
             delivery.attempts,
             [d.message_id for d, _ in failed],
             describe_request(request, redactor) if request is not None else None,
