@@ -34,6 +34,7 @@ from eventrelay.api.routes import (
     telemetry,
     tokens,
 )
+from eventrelay.api.text_guard import NulGuard
 from eventrelay.control.bootstrap import ensure_owner
 from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.runtime import Runtime
@@ -142,6 +143,7 @@ def create_app(
         org,
     ):
         admin.include_router(module.router)
+    admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped
     admin.add_middleware(BodySizeLimit)
 
     def openapi() -> dict[str, Any]:

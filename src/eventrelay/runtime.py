@@ -27,7 +27,12 @@ def make_queue(settings: Settings, consumer: bool = True) -> Queue:
         return NatsQueue(settings)
     from eventrelay.queue.sqlite import SqliteQueue
 
-    return SqliteQueue(settings.queue_path, synchronous=settings.queue_sync, consumer=consumer)
+    return SqliteQueue(
+        settings.queue_path,
+        synchronous=settings.queue_sync,
+        consumer=consumer,
+        lease_seconds=settings.queue_lease_seconds,
+    )
 
 
 @dataclass

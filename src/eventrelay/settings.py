@@ -86,6 +86,13 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256, description="Requests in flight per integration."
     )
 
+    queue_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Embedded queue: a pulled batch its worker has not settled or renewed in"
+        " this time is handed out again (JetStream's ack wait is EVENTRELAY_NATS_ACK_WAIT_SECONDS).",
+    )
+
     # Embedded queue durability: "full" fsyncs every group commit; "normal" survives a process
     # crash (kill -9) but not an OS crash.
     queue_sync: str = Field(default="full", pattern="^(full|normal)$")

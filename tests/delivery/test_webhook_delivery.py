@@ -124,13 +124,14 @@ async def test_retry_with_backoff_then_success(pipe: Pipeline, sink: Sink) -> No
     assert first["response"]["body"] == '{"ok":true}'
 
 
-async def test_retry_after_is_honoured(pipe: Pipeline, sink: Sink) -> None:
+async def test_retry_after_is_honoured(settings: Settings, sink: Sink) -> None:
     sink.responder = lambda r: (
         (429, {"Retry-After": "1"}, b"slow down") if len(sink.requests) == 1 else None
     )
-    src, _ = await hook(pipe, sink)
-    await pipe.track(src["write_key"])
-    await sink.wait_for(lambda: len(sink.requests) == 2, timeout=10)
+    async with running_pipeline(settings, retry_cap_seconds=5) as pipe:
+        src, _ = await hook(pipe, sink)
+        await pipe.track(src["write_key"])
+        await sink.wait_for(lambda: len(sink.requests) == 2, timeout=10)
     gap = sink.requests[1].at - sink.requests[0].at
     assert gap >= 0.95, gap  # retry base here is 0.05 s: only Retry-After explains the wait
 

@@ -1,5 +1,6 @@
 """Queue backends under the same contract. Each fixture yields a factory: calling it again
-gives a new instance on the same storage (a restart of the process using it)."""
+gives a new instance on the same storage (a restart of the process using it). Both lease a
+pulled batch for 1 s (the SQLite lease, JetStream's ack wait) unless given `lease=`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from eventrelay.queue.sqlite import SqliteQueue
 from eventrelay.settings import Settings
 from tests.support.nats import nats_server
 
-QueueFactory = Callable[[], Awaitable[Queue]]
+QueueFactory = Callable[..., Awaitable[Queue]]
 
 
 @pytest.fixture(params=["sqlite", "nats"])
@@ -31,9 +32,9 @@ async def queue_factory(
 
     if request.param == "sqlite":
 
-        async def make() -> Queue:
+        async def make(lease: float = 1.0) -> Queue:
             await closing()
-            q: Queue = SqliteQueue(tmp_path / "queue.db", synchronous="normal")
+            q: Queue = SqliteQueue(tmp_path / "queue.db", synchronous="normal", lease_seconds=lease)
             await q.start()
             opened.append(q)
             return q
@@ -51,9 +52,9 @@ async def queue_factory(
             nats_storage="file",
         )
 
-        async def make_nats() -> Queue:
+        async def make_nats(lease: float = 1.0) -> Queue:
             await closing()
-            q: Queue = NatsQueue(settings)
+            q: Queue = NatsQueue(settings.model_copy(update={"nats_ack_wait_seconds": lease}))
             await q.start()
             opened.append(q)
             return q

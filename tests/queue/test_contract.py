@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 from eventrelay.queue.base import Message
@@ -186,3 +187,85 @@ async def test_extended_messages_stay_with_their_puller(queue_factory: QueueFact
         assert await q.pull("s", 3, timeout=0.3) == []
     await q.ack("s", held)
     assert await q.pull("s", 3, timeout=0.3) == []
+
+
+async def test_a_released_batch_is_handed_out_again_at_once(queue_factory: QueueFactory) -> None:
+    """A worker stopped mid-batch gives its events back; only the unsettled ones return, well
+    before the 1 s lease would have run out."""
+    q = await queue_factory()
+    await q.publish({"s": msgs("rel", 3)})
+    held = await q.pull("s", 3, timeout=2)
+    await q.ack("s", held[:1])
+    await q.release("s", held)
+    again = await q.pull("s", 3, timeout=0.5)
+    assert sorted(d.message_id for d in again) == ["rel-1", "rel-2"]
+    assert all(d.attempts == 2 for d in again)
+    await q.ack("s", again)
+    assert await q.pull("s", 3, timeout=1.5) == []
+
+
+async def test_a_cancelled_pull_loses_nothing(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("cp", 2)})
+    waiter = asyncio.create_task(q.pull("s", 10, timeout=5, fill=5))  # waits for a fuller batch
+    await asyncio.sleep(0.3)
+    waiter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiter
+    got = await drain(q, "s", 2)
+    assert sorted(d.message_id for d in got) == ["cp-0", "cp-1"]
+
+
+async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFactory) -> None:
+    """A holder that neither settles nor renews (hung, or lost the batch) loses it after the
+    lease, as with JetStream's ack wait: nothing stays reserved forever."""
+    q = await queue_factory()
+    await q.publish({"s": msgs("lease", 2)})
+    abandoned = await q.pull("s", 2, timeout=2)
+    assert len(abandoned) == 2
+    again = await drain(q, "s", 2, timeout=5)
+    assert sorted(d.message_id for d in again) == ["lease-0", "lease-1"]
+    assert all(d.attempts == 2 for d in again)
+    await q.ack("s", again)
+    assert await q.pull("s", 2, timeout=1.5) == []
+
+
+async def test_expire_counts_abandoned_leases(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("gone", 2)})
+    assert len(await q.pull("s", 2, timeout=2)) == 2  # then its holder goes away
+    await asyncio.sleep(1.3)  # past the 1 s lease
+    assert await q.expire(max_age=0.5) == {"s": 2}
+    assert await q.pull("s", 2, timeout=1.5) == []
+
+
+async def test_expire_counts_what_was_read_but_not_handed_out(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"s": msgs("rest", 5)})
+    first = await q.pull("s", 2, timeout=2)
+    await q.ack("s", first)
+    await asyncio.sleep(0.6)
+    assert await q.expire(max_age=0.4) == {"s": 3}
+    assert await q.pull("s", 5, timeout=1.5) == []
+    assert await q.depth("s") == 0
+
+
+async def test_expire_leaves_a_renewed_batch_to_its_holder(queue_factory: QueueFactory) -> None:
+    """The holder of a live lease expires (and counts) its events itself. (A 10 s lease: a
+    loaded machine must not let it run out while the expiry looks.)"""
+    q = await queue_factory(lease=10.0)
+    await q.publish({"s": msgs("kept", 1)})
+    held = await q.pull("s", 1, timeout=2)
+    await asyncio.sleep(0.6)
+    await q.extend("s", held)
+    assert await q.expire(max_age=0.4) == {}
+    await q.terminate("s", held)
+    assert await q.pull("s", 1, timeout=1.5) == []
+
+
+async def test_depths_per_stream(queue_factory: QueueFactory) -> None:
+    q = await queue_factory()
+    await q.publish({"a": msgs("a", 4), "b": msgs("b", 1)})
+    got = await q.pull("a", 1, timeout=2)
+    await q.ack("a", got)
+    assert await q.depths() == {"a": 3, "b": 1}

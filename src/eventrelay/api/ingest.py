@@ -204,7 +204,7 @@ class IngestApp:
         else:
             accepted, rejected = self._single(payload, kind, received_at, ip)
         if rejected:
-            INGEST_EVENTS.labels("rejected").inc(len(rejected))
+            INGEST_EVENTS.labels(source.id, "rejected").inc(len(rejected))
         if not accepted:
             details = [{"field": r["field"], "message": r["message"]} for r in rejected]
             message = (
@@ -214,7 +214,7 @@ class IngestApp:
             code = "payload_too_large" if status == 413 else "invalid_event"
             raise Refused(status, code, message, details)
         await self._store(source, accepted)
-        INGEST_EVENTS.labels("accepted").inc(len(accepted))
+        INGEST_EVENTS.labels(source.id, "accepted").inc(len(accepted))
         if rejected:
             return orjson.dumps({"success": True, "accepted": len(accepted), "rejected": rejected})
         return _OK

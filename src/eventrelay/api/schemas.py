@@ -130,6 +130,11 @@ class MetricBreakdown(BaseModel):
 
 class Metric(BaseModel):
     metricName: str
+    unit: str | None = Field(
+        default=None,
+        description='"ms" for latencies (time_to_success, time_to_first_attempt: the total is'
+        " the number of observations, the breakdown their average and p95 in milliseconds)",
+    )
     total: int
     breakdown: list[MetricBreakdown] | None = None
 

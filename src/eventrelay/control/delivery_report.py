@@ -42,16 +42,39 @@ def window(
     return start, end, step
 
 
-def _percentile(histogram: Mapping[int, int], fraction: float) -> float | None:
+def quantile(
+    histogram: Mapping[int, int],
+    fraction: float,
+    low: float | None = None,
+    high: float | None = None,
+) -> float | None:
+    """The `fraction` quantile (ms) of a latency histogram, estimated the way Prometheus'
+    histogram_quantile does: find the bucket holding that rank and interpolate linearly
+    within it. The bucket's bounds are narrowed to the observed minimum and maximum (`low`,
+    `high`), so the estimate is never outside what was observed (two samples of 40 and 69 ms
+    give a p95 between them, not above 69 nor below the mean)."""
     total = sum(histogram.values())
-    if not total:
+    if total <= 0:
         return None
-    threshold = fraction * total
+    rank = fraction * total
     running = 0
     for index in sorted(histogram):
-        running += histogram[index]
-        if running >= threshold:
-            return round(metric_store.bucket_value(index), 1)
+        count = histogram[index]
+        if count <= 0:
+            continue
+        if running + count >= rank:
+            lower, upper = metric_store.bucket_bounds(index)
+            if low is not None:
+                lower = min(max(lower, low), upper)
+            if high is not None:
+                upper = max(min(upper, high), lower)
+            value = lower + (upper - lower) * max(0.0, rank - running) / count
+            if low is not None:
+                value = max(value, low)
+            if high is not None:
+                value = min(value, high)
+            return round(value, 1)
+        running += count
     return None
 
 
@@ -61,26 +84,38 @@ class _Totals:
         self.breakdown: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.sums: dict[str, int] = defaultdict(int)
+        self.lows: dict[str, int] = {}
+        self.highs: dict[str, int] = {}
 
     def add(self, name: str, key: str, value: int) -> None:
         if name in LATENCIES:
             self.histograms[name][int(key)] += value
         elif name.endswith("_sum_ms"):
             self.sums[name.removesuffix("_sum_ms")] += value
+        elif name.endswith("_min_ms"):
+            base = name.removesuffix("_min_ms")
+            self.lows[base] = min(self.lows.get(base, value), value)
+        elif name.endswith("_max_ms"):
+            base = name.removesuffix("_max_ms")
+            self.highs[base] = max(self.highs.get(base, value), value)
         else:
             self.counts[name] += value
             if key:
                 self.breakdown[name][key] += value
+
+    def p95(self, name: str) -> float | None:
+        return quantile(self.histograms[name], 0.95, self.lows.get(name), self.highs.get(name))
 
     def latency(self, name: str) -> dict[str, Any]:
         count = sum(self.histograms[name].values())
         average = round(self.sums[name] / count, 1) if count else None
         return {
             "metricName": name,
+            "unit": "ms",
             "total": count,
             "breakdown": [
                 {"metricName": f"{name}_average", "value": average},
-                {"metricName": f"{name}_p95", "value": _percentile(self.histograms[name], 0.95)},
+                {"metricName": f"{name}_p95", "value": self.p95(name)},
             ],
         }
 
@@ -124,7 +159,7 @@ class _Totals:
             "expired": self.counts["expired"],
             "filtered": self.counts["filtered"],
             "queued": self.counts["queued"],
-            "time_to_success_p95": _percentile(self.histograms["time_to_success"], 0.95),
+            "time_to_success_p95": self.p95("time_to_success"),
         }
 
 

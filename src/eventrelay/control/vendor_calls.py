@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventrelay.control.integrations import destination_for
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.core.events import InvalidEvent, Received, normalize
-from eventrelay.delivery.failures import mask_header
+from eventrelay.delivery.failures import credentials_of, mask_header
 from eventrelay.delivery.sender import HttpSender, TransportError
 from eventrelay.delivery.stored_config import secret_values, vendor_settings
 from eventrelay.delivery.tokens import TokenCache, TokenError
@@ -29,8 +29,8 @@ from eventrelay.destinations.base import (
     VendorSettings,
     build_context,
 )
-from eventrelay.errors import ApiError, not_found, validation_error
-from eventrelay.logs import redact
+from eventrelay.errors import ApiError, not_found, validation_details, validation_error
+from eventrelay.logs import Redactor, redact
 from eventrelay.routing.selection import selection_of, type_keys
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as store
@@ -51,27 +51,31 @@ def context_for(rt: Runtime, type_: str, **kwargs: Any) -> BuildContext:
     return build_context(type_, rt.settings.vendor_base_urls, **kwargs)
 
 
-def _masked_body(body: bytes | None, secrets: Sequence[str]) -> Any:
+def _masked_body(body: bytes | None, redactor: Redactor) -> Any:
     if body is None:
         return None
-    text = redact(body[:MAX_PREVIEW_BODY].decode("utf-8", errors="replace"), secrets)
+    text = redactor.text(body[:MAX_PREVIEW_BODY].decode("utf-8", errors="replace"))
     with contextlib.suppress(orjson.JSONDecodeError):
         return orjson.loads(text)
     return text
 
 
 def present_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, Any]:
+    redactor = Redactor(secrets).with_extra(*credentials_of(request))
     return {
         "method": request.method,
-        "url": redact(request.url, secrets),
-        "headers": {k: mask_header(k, v, secrets) for k, v in request.headers.items()},
-        "body": _masked_body(request.body, secrets),
+        "url": redactor.text(request.url),
+        "headers": {k: mask_header(k, v, redactor) for k, v in request.headers.items()},
+        "body": _masked_body(request.body, redactor),
         "event_indices": list(request.event_indices),
     }
 
 
-def present_response(response: HttpResponse, secrets: Sequence[str]) -> dict[str, Any]:
-    return {"status": response.status, "body": _masked_body(response.body, secrets)}
+def present_response(
+    response: HttpResponse, secrets: Sequence[str], request: HttpRequest
+) -> dict[str, Any]:
+    redactor = Redactor(secrets).with_extra(*credentials_of(request))
+    return {"status": response.status, "body": _masked_body(response.body, redactor)}
 
 
 async def _load(
@@ -89,7 +93,17 @@ async def _load(
         raise ApiError(
             409, "not_available", f"delivery to {destination.title} is not available yet"
         )
-    settings = vendor_settings(rt.vault, row)
+    try:
+        settings = vendor_settings(rt.vault, row)
+    except ValidationError as exc:
+        # Saved before a stricter check: say what to fix rather than fail the request.
+        details = validation_details(exc.errors(), "config")
+        raise ApiError(
+            409,
+            "invalid_stored_config",
+            "the stored configuration is no longer valid; update the integration",
+            details,
+        ) from None
     secrets = secret_values(rt.vault, row)
     return row, destination, settings, secrets, source.consent_default if source else "deny"
 
@@ -215,6 +229,7 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
         for request in built.requests:
             try:
                 response = await sender.send(request)
+                outcome = destination.classify(request, response)[0]
             except TransportError as exc:
                 results.append(
                     {
@@ -228,11 +243,25 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
                     }
                 )
                 continue
-            outcome = destination.classify(request, response)[0]
+            except Exception as exc:
+                # The request could not be sent (a header the HTTP client refuses) or the
+                # answer not read: a failed test, not a server error.
+                results.append(
+                    {
+                        "request": present_request(request, secrets),
+                        "response": None,
+                        "outcome": {
+                            "kind": "retry",
+                            "reason": "internal_error",
+                            "message": f"the request failed with {type(exc).__name__}",
+                        },
+                    }
+                )
+                continue
             results.append(
                 {
                     "request": present_request(request, secrets),
-                    "response": present_response(response, secrets),
+                    "response": present_response(response, secrets, request),
                     "outcome": {
                         "kind": outcome.kind.value,
                         "reason": outcome.reason,

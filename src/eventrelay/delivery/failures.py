@@ -1,8 +1,11 @@
 """Recent failed attempts per integration: when, what the vendor said, what was sent.
 
-Secrets are redacted (every secret value of the integration, plus Authorization headers), bodies
-truncated. Writes are batched once a second and sampled (at most a few per integration per
-second), so a vendor outage cannot flood the database. Old rows are pruned.
+Secrets are redacted (every credential the integration's requests carry: stored secrets,
+OAuth access tokens, the credential part of auth headers; see logs.Redactor), bodies truncated
+and made storable (no NUL). Writes are batched once a second and sampled (at most a few per
+integration per second), so a vendor outage cannot flood the database; a row the database
+refuses is stored without its bodies, or dropped, never taking the rest of the flush with it.
+Old rows are pruned.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy import delete, func, select
 
 from eventrelay.destinations.base import HttpRequest, HttpResponse
 from eventrelay.ids import new_id
-from eventrelay.logs import redact
+from eventrelay.logs import Redactor, sanitize
 from eventrelay.store.db import Database
 from eventrelay.store.tables import delivery_failures
 from eventrelay.tasks import stop_task
@@ -26,6 +29,7 @@ from eventrelay.timeutil import utcnow
 
 log = logging.getLogger("eventrelay.failures")
 MAX_BODY = 4096
+MAX_REASON = 64  # delivery_failures.reason
 PER_INTEGRATION_PER_FLUSH = 5
 KEEP_PER_INTEGRATION = 1000
 KEEP_FOR = timedelta(days=7)
@@ -35,41 +39,54 @@ SENSITIVE_HEADERS = frozenset(
 )
 
 
-def _text(body: bytes | None, secrets: Sequence[str]) -> str | None:
+def _text(body: bytes | None, redactor: Redactor) -> str | None:
     if body is None:
         return None
     text = body[:MAX_BODY].decode("utf-8", errors="replace")
     if len(body) > MAX_BODY:
         text += f"... ({len(body)} bytes)"
-    return redact(text, secrets)
+    return redactor.text(text)
 
 
-def mask_header(name: str, value: str, secrets: Sequence[str]) -> str:
+def mask_header(name: str, value: str, redactor: Redactor) -> str:
     """A credential header keeps only its scheme ("Bearer ***"); others are redacted by value."""
     if name.lower() in SENSITIVE_HEADERS:
         scheme, _, rest = value.partition(" ")
         return f"{scheme} ***" if rest and scheme.isalpha() and len(scheme) < 16 else "***"
-    return redact(value, secrets)
+    return redactor.value(value)
 
 
-def _headers(headers: Mapping[str, str], secrets: Sequence[str]) -> dict[str, str]:
-    return {k: mask_header(k, v, secrets) for k, v in headers.items()}
+def credentials_of(request: HttpRequest) -> list[str]:
+    """The credentials a request carries in its auth headers, as sent: derived ones included
+    (a Basic pair in base64, a signed token), so a vendor echoing them is redacted too."""
+    found: list[str] = []
+    for name, value in request.headers.items():
+        if name.lower() in SENSITIVE_HEADERS and value:
+            found.append(value)
+            _, _, rest = value.partition(" ")
+            if rest:
+                found.append(rest.strip())
+    return found
 
 
-def describe_request(request: HttpRequest, secrets: Sequence[str]) -> dict[str, Any]:
+def _headers(headers: Mapping[str, str], redactor: Redactor) -> dict[str, str]:
+    return {sanitize(k): mask_header(k, v, redactor) for k, v in headers.items()}
+
+
+def describe_request(request: HttpRequest, redactor: Redactor) -> dict[str, Any]:
     return {
         "method": request.method,
-        "url": redact(request.url, secrets),
-        "headers": _headers(request.headers, secrets),
-        "body": _text(request.body, secrets),
+        "url": redactor.text(request.url),
+        "headers": _headers(request.headers, redactor),
+        "body": _text(request.body, redactor),
     }
 
 
-def describe_response(response: HttpResponse, secrets: Sequence[str]) -> dict[str, Any]:
+def describe_response(response: HttpResponse, redactor: Redactor) -> dict[str, Any]:
     return {
         "status": response.status,
-        "headers": _headers(response.headers, secrets),
-        "body": _text(response.body, secrets),
+        "headers": _headers(response.headers, redactor),
+        "body": _text(response.body, redactor),
     }
 
 
@@ -101,12 +118,12 @@ class FailureLog:
                 "integration_id": integration_id,
                 "created_at": utcnow(),
                 "outcome": outcome,
-                "reason": reason,
+                "reason": sanitize(reason)[:MAX_REASON] if reason else reason,
                 "status_code": response.get("status") if response else None,
-                "error": error,
+                "error": sanitize(error) if error else error,
                 "attempt": attempt,
                 "event_count": len(message_ids),
-                "message_ids": list(message_ids[:100]),
+                "message_ids": [sanitize(m) for m in message_ids[:100]],
                 "request": request,
                 "response": response,
             }
@@ -132,8 +149,29 @@ class FailureLog:
         if not self._pending:
             return
         rows, self._pending = self._pending, []
-        async with self._db.transaction() as conn:
-            await conn.execute(delivery_failures.insert(), rows)
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(delivery_failures.insert(), rows)
+        except Exception:
+            # One row the database refuses must not cost the others (other integrations'
+            # included): store them one by one, a refused one without its bodies, or not at all.
+            for row in rows:
+                await self._insert_alone(row)
+
+    async def _insert_alone(self, row: dict[str, Any]) -> None:
+        bare = {**row, "request": None, "response": None, "error": "(not storable)"}
+        error = ""
+        for attempt in (row, bare):
+            try:
+                async with self._db.transaction() as conn:
+                    await conn.execute(delivery_failures.insert(), [attempt])
+                return
+            except Exception as exc:
+                error = type(exc).__name__
+        log.warning(
+            "failure record dropped",
+            extra={"integration_id": row["integration_id"], "error_type": error},
+        )
 
     async def prune(self) -> None:
         async with self._db.transaction() as conn:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from eventrelay.delivery.failures import FailureLog
 from eventrelay.delivery.policy import RetryPolicy
 from eventrelay.delivery.sender import HttpSender
+from eventrelay.delivery.services import Services
 from eventrelay.delivery.supervisor import DeliverySupervisor
-from eventrelay.delivery.worker import Services
 from eventrelay.runtime import Runtime
 
 

@@ -29,15 +29,15 @@ class TransportError(Exception):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason  # timeout | connection_error | target_refused
+        self.reason = reason  # timeout | connection_error | dns_error | target_refused
         self.message = message
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then refuses internal addresses."""
+    """Resolves like aiohttp's default resolver (or `inner`), then refuses internal addresses."""
 
-    def __init__(self) -> None:
-        self._inner = aiohttp.ThreadedResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or aiohttp.ThreadedResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
@@ -56,13 +56,17 @@ class GuardedResolver(AbstractResolver):
 class HttpSender:
     timeout: float
     allow_private_targets: bool = False
+    # Name resolution (aiohttp's threaded resolver by default; tests give a stub).
+    resolver: AbstractResolver | None = None
     _plain: aiohttp.ClientSession | None = None
     _guarded: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._plain = self._session(None)
+        self._plain = self._session(self.resolver)
         self._guarded = (
-            self._plain if self.allow_private_targets else self._session(GuardedResolver())
+            self._plain
+            if self.allow_private_targets
+            else self._session(GuardedResolver(self.resolver))
         )
 
     def _session(self, resolver: AbstractResolver | None) -> aiohttp.ClientSession:
@@ -114,6 +118,10 @@ class HttpSender:
         except aiohttp.ClientConnectorError as exc:
             if guarded and "internal address" in str(exc.os_error):
                 raise TransportError("target_refused", str(exc.os_error)) from None
+            if isinstance(exc.os_error, socket.gaierror):
+                # Its own reason: a name that does not resolve is a configuration or DNS
+                # problem, worth telling apart from a vendor that does not answer.
+                raise TransportError("dns_error", "the host name does not resolve") from None
             raise TransportError("connection_error", _describe(exc)) from None
         except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
             raise TransportError("connection_error", _describe(exc)) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from eventrelay.delivery.sender import HttpSender, TransportError
 from eventrelay.destinations.base import BuildContext, Destination, VendorSettings
@@ -26,11 +27,17 @@ class TokenError(Exception):
 
 class TokenCache:
     def __init__(
-        self, destination: Destination, settings: VendorSettings, sender: HttpSender
+        self,
+        destination: Destination,
+        settings: VendorSettings,
+        sender: HttpSender,
+        on_token: Callable[[str], None] | None = None,
     ) -> None:
         self._destination = destination
         self._settings = settings
         self._sender = sender
+        # Told every new token before it is used (the worker's redaction set).
+        self._on_token = on_token
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
@@ -48,6 +55,8 @@ class TokenCache:
                 response = await self._sender.send(request)
             except TransportError as exc:
                 raise TokenError(True, f"token endpoint: {exc.message}") from None
+            except Exception as exc:  # a request the HTTP client refuses: a failure, not a crash
+                raise TokenError(True, f"token endpoint: {type(exc).__name__}") from None
             if response.status >= 500 or response.status == 429:
                 raise TokenError(
                     True, f"token endpoint HTTP {response.status}: {body_text(response)}"
@@ -60,6 +69,8 @@ class TokenCache:
                 token, lifetime = self._destination.parse_token(response)
             except (KeyError, ValueError, TypeError):
                 raise TokenError(True, "token endpoint answered without a token") from None
+            if self._on_token is not None:
+                self._on_token(token)
             self._token = token
             self._expires = time.monotonic() + max(0.0, lifetime - _EARLY)
             return token

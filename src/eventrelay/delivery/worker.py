@@ -9,30 +9,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import replace
 
 from eventrelay.core.consent import allows, granted_categories
-from eventrelay.delivery.failures import FailureLog, describe_request, describe_response
-from eventrelay.delivery.health import IntegrationHealth
-from eventrelay.delivery.policy import RetryPolicy
-from eventrelay.delivery.sender import HttpSender, TransportError
+from eventrelay.delivery.failures import (
+    credentials_of,
+    describe_request,
+    describe_response,
+)
+from eventrelay.delivery.health import MAX_MESSAGE, IntegrationHealth
+from eventrelay.delivery.sender import TransportError
+from eventrelay.delivery.services import Services, Snapshot
+from eventrelay.delivery.settle import RETRIED, Settled, Settler
 from eventrelay.delivery.tokens import TokenCache, TokenError
 from eventrelay.destinations.base import (
-    BuildContext,
-    Destination,
     EventRecord,
     HttpRequest,
     HttpResponse,
     Outcome,
     OutcomeKind,
-    VendorSettings,
-    build_context,
 )
-from eventrelay.queue.base import Delivery, Queue
-from eventrelay.store.metrics import MetricsRecorder
+from eventrelay.queue.base import Delivery
 from eventrelay.tasks import stop_task
 from eventrelay.telemetry import DELIVERY_EVENTS, DELIVERY_REQUEST_SECONDS
 
@@ -41,45 +39,6 @@ log = logging.getLogger("eventrelay.delivery")
 PULL_TIMEOUT = 1.0
 # Skip reasons from `build` that mean "not for this vendor" rather than "vendor refused".
 FILTER_REASONS = frozenset({"unmapped", "unsupported_type", "consent", "no_identifier"})
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """An integration as one worker delivers it (config decrypted)."""
-
-    id: str
-    org_id: str
-    type: str
-    destination: Destination
-    settings: VendorSettings
-    consent_categories: tuple[str, ...]
-    consent_default: str
-    secrets: tuple[str, ...]
-    version: tuple[object, ...]
-
-
-@dataclass(slots=True)
-class Services:
-    queue: Queue
-    sender: HttpSender
-    metrics: MetricsRecorder
-    failures: FailureLog
-    policy: RetryPolicy
-    concurrency: int
-    # Operator overrides of vendor endpoints: {"<type>": base URL, "<type>.<name>": other}.
-    base_urls: dict[str, str] = field(default_factory=dict)
-
-    def context_for(self, type_: str, **kwargs: Any) -> BuildContext:
-        return build_context(type_, self.base_urls, **kwargs)
-
-
-@dataclass(slots=True)
-class _Settled:
-    success: list[Delivery] = field(default_factory=list)
-    retry: list[tuple[Delivery, Outcome]] = field(default_factory=list)
-    drop: list[tuple[Delivery, Outcome]] = field(default_factory=list)
-    filtered: list[tuple[Delivery, str]] = field(default_factory=list)
-    halt: list[tuple[Delivery, Outcome]] = field(default_factory=list)  # auth / disable
 
 
 class IntegrationWorker:
@@ -91,7 +50,13 @@ class IntegrationWorker:
         self._loop_task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._requests = asyncio.Semaphore(services.concurrency)
-        self._tokens = TokenCache(snapshot.destination, snapshot.settings, services.sender)
+        self._tokens = TokenCache(
+            snapshot.destination,
+            snapshot.settings,
+            services.sender,
+            on_token=health.redactor.derive,  # access tokens are credentials too
+        )
+        self._settler = Settler(snapshot, services, health)
 
     @property
     def stream(self) -> str:
@@ -101,7 +66,8 @@ class IntegrationWorker:
         self._loop_task = asyncio.create_task(self._run(), name=f"deliver-{self.snapshot.id}")
 
     async def stop(self, drain_timeout: float = 20.0) -> None:
-        """Stop pulling; let in-flight batches finish (unfinished ones are redelivered later)."""
+        """Stop pulling; let in-flight batches finish for `drain_timeout`, then cancel them
+        (a cancelled batch hands its events back to the queue at once)."""
         self._stopping.set()
         await stop_task(self._loop_task)
         if self._inflight:
@@ -110,6 +76,7 @@ class IntegrationWorker:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        await self.health.close()
 
     async def _run(self) -> None:
         snap = self.snapshot
@@ -117,6 +84,9 @@ class IntegrationWorker:
         fill = snap.destination.batch_wait_seconds(snap.settings)
         slots = asyncio.Semaphore(self._s.concurrency)
         while not self._stopping.is_set() and not self.health.in_error:
+            if self.health.halting:  # another batch is putting the integration in error
+                await asyncio.sleep(0.1)
+                continue
             await slots.acquire()
             try:
                 batch = await self._s.queue.pull(self.stream, batch_size, PULL_TIMEOUT, fill)
@@ -146,21 +116,43 @@ class IntegrationWorker:
     # --- one batch ---------------------------------------------------------------------------
 
     async def _process(self, batch: Sequence[Delivery]) -> None:
+        if self.health.stopped:  # pulled while another batch put the integration in error
+            await self._s.queue.release(self.stream, batch)
+            return
         lease = self._s.queue.lease_seconds
         keeper = asyncio.create_task(self._keep_leased(batch, lease)) if lease else None
         try:
             await self._process_batch(batch)
         except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # never lose a batch to a bug: hand it out again later
-            log.error(
-                "batch failed",
-                extra={"integration_id": self.snapshot.id, "error_type": type(exc).__name__},
-            )
+            # Stopped mid-batch (an update, pause or error state while a slow vendor holds it,
+            # or shutdown): what is not settled goes back to the queue now, not after a lease.
+            await stop_task(keeper)
             with contextlib.suppress(Exception):
-                await self._s.queue.retry(self.stream, batch, self._s.policy.delay(2))
+                await asyncio.shield(self._s.queue.release(self.stream, batch))
+            raise
+        except Exception as exc:  # never lose a batch to a bug: record it, hand it out later
+            await self._unexpected(batch, exc)
         finally:
             await stop_task(keeper)
+
+    async def _unexpected(self, batch: Sequence[Delivery], exc: Exception) -> None:
+        """An error outside the vendor exchange (the queue or the database failing, a bug):
+        the batch is retried with backoff and the failure is recorded like any other, so a
+        lasting one reaches the error state through the failure window."""
+        snap = self.snapshot
+        kind = type(exc).__name__
+        log.error("batch failed", extra={"integration_id": snap.id, "error_type": kind})
+        message = f"unexpected {kind} while delivering; the events are retried"
+        failed = [(d, Outcome(OutcomeKind.RETRY, "internal_error", message)) for d in batch]
+        self._record_failure(None, None, failed)
+        DELIVERY_EVENTS.labels(snap.id, snap.type, RETRIED).inc(len(batch))
+        self._s.metrics.add(snap.id, "retried", len(batch))
+        self._s.journal.outcome(snap.subject, RETRIED, "internal_error", len(batch))
+        # If the queue refuses the retry too, the batch's lease runs out and it comes back.
+        with contextlib.suppress(Exception):
+            await self._s.queue.retry(self.stream, batch, self._s.policy.delay(batch[0].attempts))
+        with contextlib.suppress(Exception):
+            await self.health.failure(message)
 
     async def _keep_leased(self, batch: Sequence[Delivery], lease: float) -> None:
         """A batch can outlive the queue's lease (a slow vendor, a split, token refresh):
@@ -178,7 +170,7 @@ class IntegrationWorker:
     async def _process_batch(self, batch: Sequence[Delivery]) -> None:
         snap = self.snapshot
         now = time.time()
-        settled = _Settled()
+        settled = Settled()
         live: list[Delivery] = []
         for delivery in batch:
             if self._s.policy.expired(delivery.published_at, now):
@@ -195,13 +187,13 @@ class IntegrationWorker:
                 else:
                     settled.filtered.append((delivery, "consent"))
             live = kept
-        self._latencies("time_to_first_attempt", [d for d in live if d.attempts == 1], now)
+        self._settler.latencies("time_to_first_attempt", [d for d in live if d.attempts == 1], now)
         if live:
             await self._deliver(live, settled)
-        await self._settle(settled)
+        await self._settler.apply(settled)
 
     async def _deliver(
-        self, deliveries: Sequence[Delivery], settled: _Settled, refreshed: bool = False
+        self, deliveries: Sequence[Delivery], settled: Settled, refreshed: bool = False
     ) -> None:
         snap = self.snapshot
         records = [EventRecord(d.message_id, d.data) for d in deliveries]
@@ -219,23 +211,22 @@ class IntegrationWorker:
         try:
             built = snap.destination.build(records, snap.settings, ctx)
         except Exception as exc:
-            log.error(
-                "build failed",
-                extra={"integration_id": snap.id, "error_type": type(exc).__name__},
-            )
+            error = type(exc).__name__
+            log.error("build failed", extra={"integration_id": snap.id, "error_type": error})
             outcome = Outcome(
-                OutcomeKind.RETRY,
-                "build_error",
-                f"could not build the request: {type(exc).__name__}",
+                OutcomeKind.RETRY, "build_error", f"could not build the request: {error}"
             )
-            settled.retry.extend((d, outcome) for d in deliveries)
+            failed = [(d, outcome) for d in deliveries]
+            settled.retry.extend(failed)
+            settled.unexpected = error
+            self._record_failure(None, None, failed)
             return
         for index, reason in built.skipped.items():
             if reason in FILTER_REASONS:
                 settled.filtered.append((deliveries[index], reason))
             else:
                 settled.drop.append((deliveries[index], Outcome(OutcomeKind.DROP, reason)))
-        attempt = _Settled() if ctx.access_token and not refreshed else settled
+        attempt = Settled() if ctx.access_token and not refreshed else settled
         await asyncio.gather(
             *(self._send(request, deliveries, attempt) for request in built.requests)
         )
@@ -244,27 +235,42 @@ class IntegrationWorker:
         # An access token can be revoked before it expires: refresh once on 401, then retry.
         unauthorized = [(d, o) for d, o in attempt.halt if o.kind is OutcomeKind.AUTH]
         attempt.halt = [(d, o) for d, o in attempt.halt if o.kind is not OutcomeKind.AUTH]
-        for name in ("success", "retry", "drop", "filtered", "halt"):
-            getattr(settled, name).extend(getattr(attempt, name))
+        settled.merge(attempt)
         if unauthorized:
             await self._deliver([d for d, _ in unauthorized], settled, refreshed=True)
 
     async def _send(
-        self, request: HttpRequest, deliveries: Sequence[Delivery], settled: _Settled
+        self, request: HttpRequest, deliveries: Sequence[Delivery], settled: Settled
     ) -> None:
         snap = self.snapshot
         mine = [deliveries[i] for i in request.event_indices]
         response: HttpResponse | None = None
-        async with self._requests:
-            started = time.monotonic()
-            try:
-                response = await self._s.sender.send(request)
-                DELIVERY_REQUEST_SECONDS.labels(snap.type).observe(time.monotonic() - started)
-            except TransportError as exc:
-                kind = OutcomeKind.DISABLE if exc.reason == "target_refused" else OutcomeKind.RETRY
-                outcomes = [Outcome(kind, exc.reason, exc.message)]
-        if response is not None:
-            outcomes = snap.destination.classify(request, response)
+        try:
+            async with self._requests:
+                started = time.monotonic()
+                try:
+                    response = await self._s.sender.send(request)
+                    DELIVERY_REQUEST_SECONDS.labels(snap.type).observe(time.monotonic() - started)
+                except TransportError as exc:
+                    disable = exc.reason == "target_refused"
+                    kind = OutcomeKind.DISABLE if disable else OutcomeKind.RETRY
+                    outcomes = [Outcome(kind, exc.reason, exc.message)]
+            if response is not None:
+                outcomes = snap.destination.classify(request, response)
+        except Exception as exc:
+            # A request the client cannot send (a header it refuses) or an answer the
+            # destination cannot read: a failure like any other, never a silent loop.
+            kind_name = type(exc).__name__
+            log.error("send failed", extra={"integration_id": snap.id, "error_type": kind_name})
+            settled.unexpected = kind_name
+            message = f"unexpected {kind_name} while sending the request or reading the answer"
+            outcomes = [Outcome(OutcomeKind.RETRY, "internal_error", message)]
+        if any(o.kind is not OutcomeKind.SUCCESS and o.message for o in outcomes):
+            # The vendor's words may quote any credential this request carried.
+            redactor = self.health.redactor.with_extra(*credentials_of(request))
+            outcomes = [
+                replace(o, message=redactor.text(o.message)) if o.message else o for o in outcomes
+            ]
         if len(outcomes) == 1 and len(mine) > 1:
             outcomes = outcomes * len(mine)
         if any(o.kind is OutcomeKind.SPLIT for o in outcomes):
@@ -283,9 +289,12 @@ class IntegrationWorker:
             else:
                 settled.halt.append((delivery, outcome))
         if failed:
+            if response is not None:
+                for _, outcome in failed:
+                    settled.statuses.setdefault(outcome.reason or "", response.status)
             self._record_failure(request, response, failed)
 
-    async def _split(self, mine: Sequence[Delivery], outcome: Outcome, settled: _Settled) -> None:
+    async def _split(self, mine: Sequence[Delivery], outcome: Outcome, settled: Settled) -> None:
         """The vendor refused a whole batch for one bad event: resend halves to isolate it."""
         if len(mine) == 1:
             settled.drop.append(
@@ -298,87 +307,24 @@ class IntegrationWorker:
 
     def _record_failure(
         self,
-        request: HttpRequest,
+        request: HttpRequest | None,
         response: HttpResponse | None,
         failed: Sequence[tuple[Delivery, Outcome]],
     ) -> None:
         snap = self.snapshot
         delivery, outcome = failed[0]
+        redactor = self.health.redactor
+        if request is not None:
+            redactor = redactor.with_extra(*credentials_of(request))
         self._s.failures.record(
             snap.id,
             outcome.kind.value,
             outcome.reason,
-            self.health.clean(outcome.message or outcome.reason or ""),
+            redactor.text(outcome.message or outcome.reason or "")[:MAX_MESSAGE],
             delivery.attempts,
             [d.message_id for d, _ in failed],
-            describe_request(request, snap.secrets),
-            describe_response(response, snap.secrets) if response else None,
+            describe_request(request, redactor) if request is not None else None,
+            describe_response(response, redactor) if response is not None else None,
         )
-
-    def _latencies(self, name: str, deliveries: Sequence[Delivery], now: float) -> None:
-        # One histogram update per millisecond of publish time: events published together share
-        # it (SQLite stamps a chunk once, JetStream each message within the same few ms).
-        for published_ms, count in Counter(int(d.published_at * 1000) for d in deliveries).items():
-            self._s.metrics.latency(self.snapshot.id, name, now * 1000 - published_ms, count)
 
     # --- settling ----------------------------------------------------------------------------
-
-    async def _settle(self, settled: _Settled) -> None:
-        snap = self.snapshot
-        queue, metrics, policy = self._s.queue, self._s.metrics, self._s.policy
-        now = time.time()
-        counted = (
-            ("success", len(settled.success)),
-            ("retry", len(settled.retry) + len(settled.halt)),
-            ("drop", len(settled.drop)),
-            ("filtered", len(settled.filtered)),
-        )
-        for label, count in counted:
-            if count:
-                DELIVERY_EVENTS.labels(snap.id, snap.type, label).inc(count)
-        if settled.success:
-            await queue.ack(self.stream, settled.success)
-            first = sum(1 for d in settled.success if d.attempts == 1)
-            metrics.add(snap.id, "success_first_attempt", first)
-            metrics.add(snap.id, "success_after_retry", len(settled.success) - first)
-            self._latencies("time_to_success", settled.success, now)
-            await self.health.success(now)
-        if settled.filtered:
-            await queue.terminate(self.stream, [d for d, _ in settled.filtered])
-            for _, reason in settled.filtered:
-                metrics.add(snap.id, "filtered", key=reason)
-        expired = [d for d, o in settled.drop if o.reason == "expired"]
-        dropped = [(d, o) for d, o in settled.drop if o.reason != "expired"]
-        retry_groups: dict[float, list[Delivery]] = defaultdict(list)
-        for delivery, outcome in settled.retry:
-            delay = policy.delay(delivery.attempts, outcome.retry_after)
-            if policy.expired(delivery.published_at, now + delay):
-                expired.append(delivery)
-            else:
-                retry_groups[round(delay, 1)].append(delivery)
-        if expired:
-            await queue.terminate(self.stream, expired)
-            metrics.add(snap.id, "expired", len(expired))
-        if dropped:
-            await queue.terminate(self.stream, [d for d, _ in dropped])
-            for _, outcome in dropped:
-                metrics.add(snap.id, "discarded", key=outcome.reason or "unknown")
-        for delay, group in retry_groups.items():
-            await queue.retry(self.stream, group, delay)
-            metrics.add(snap.id, "retried", len(group))
-        if settled.halt:
-            # Events are kept; the integration waits in the error state until resumed.
-            await queue.retry(self.stream, [d for d, _ in settled.halt], policy.base)
-            metrics.add(snap.id, "retried", len(settled.halt))
-            _, outcome = settled.halt[0]
-            label = (
-                "credentials refused"
-                if outcome.kind is OutcomeKind.AUTH
-                else "vendor asked to stop"
-            )
-            await self.health.enter_error(
-                f"{label} ({outcome.reason}): {outcome.message or ''}", now
-            )
-        elif settled.retry or dropped:
-            outcome = (settled.retry or dropped)[0][1]
-            await self.health.failure(f"{outcome.reason}: {outcome.message or ''}", now)

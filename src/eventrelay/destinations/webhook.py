@@ -10,7 +10,8 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from eventrelay import __version__
 from eventrelay.destinations.base import (
@@ -27,7 +28,12 @@ from eventrelay.destinations.base import (
 from eventrelay.destinations.classify import body_text, classify_status
 from eventrelay.destinations.fields import HttpUrl, Secret
 
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# RFC 9110: a field name is a token, 1*tchar (sections 5.1, 5.6.2); a field value is visible
+# characters, SP and HTAB (and obs-text), and other control characters make it invalid: no CR,
+# LF, NUL, VT, FF or DEL (https://www.rfc-editor.org/rfc/rfc9110#section-5.5). fullmatch:
+# `$` would let a name end in "\n".
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # Headers eventrelay owns: framing, content type and the Standard Webhooks signature.
 _RESERVED_HEADERS = frozenset(
     {
@@ -70,14 +76,26 @@ class WebhookSettings(VendorSettings):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Every header the HTTP client would refuse at send time is refused here, each error
+        at `headers.<name>` (the value is a secret: never echoed)."""
+        errors: list[InitErrorDetails] = []
+
+        def refuse(name: str, message: str) -> None:
+            error = PydanticCustomError("value_error", message)
+            errors.append(InitErrorDetails(type=error, loc=(name,), input=name))
+
         for name, secret in value.items():
-            if not _HEADER_NAME.match(name):
-                raise ValueError(f"header name {name!r} is not a valid HTTP header name")
-            if name.lower() in _RESERVED_HEADERS:
-                raise ValueError(f"header {name!r} is set by eventrelay and cannot be configured")
             text = secret.get_secret_value()
-            if "\r" in text or "\n" in text or len(text) > 8192:
-                raise ValueError(f"header {name!r} has a value with line breaks or over 8 KB")
+            if not _HEADER_NAME.fullmatch(name):
+                refuse(name, "not a valid header name: letters, digits and !#$%&'*+-.^_`|~ only")
+            elif name.lower() in _RESERVED_HEADERS:
+                refuse(name, "this header is set by eventrelay and cannot be configured")
+            elif _HEADER_VALUE_FORBIDDEN.search(text):
+                refuse(name, "the value has a control character (only tab is allowed)")
+            elif len(text) > 8192:
+                refuse(name, "the value is over 8 KB")
+        if errors:
+            raise ValidationError.from_exception_data("headers", errors)
         return value
 
     @field_validator("signing_secret")

@@ -2,6 +2,10 @@
 JetStream): one logical stream per integration, durable publish, pull in batches, ack, retry after
 a delay (negative ack), terminate, purge, and redelivery of anything not settled after a crash.
 
+A pulled batch is leased to its puller for `lease_seconds` (JetStream's ack wait): renewed by
+`extend`, given back at once by `release` (a cancelled batch), and handed out again when the
+lease runs out (its holder hung or lost it). Nothing pulled can be stranded.
+
 Every backend passes the same contract test-suite (tests/queue/test_contract.py).
 """
 
@@ -37,9 +41,8 @@ class Delivery(Protocol):
 
 
 class Queue(Protocol):
-    # How long a pulled message stays reserved for its puller before the engine hands it to
-    # another one, unless `extend` renews it; None when reservations last as long as the
-    # puller's process (the embedded queue).
+    # How long a pulled message stays reserved for its puller before the queue hands it to
+    # another one, unless `extend` renews it.
     lease_seconds: float | None
 
     async def start(self) -> None: ...
@@ -64,6 +67,11 @@ class Queue(Protocol):
         """Still working on these (a slow vendor): renew their reservation."""
         ...
 
+    async def release(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        """Give back the unsettled ones at once, to be handed out again (a cancelled batch);
+        the next hand-out counts as another attempt. Already settled ones are left alone."""
+        ...
+
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
         """Hand the messages out again after `delay` seconds (attempts keep counting)."""
         ...
@@ -80,7 +88,11 @@ class Queue(Protocol):
         """Messages stored for a stream (in flight included)."""
         ...
 
+    async def depths(self) -> dict[str, int]:
+        """Messages stored per stream, for every stream that has any."""
+        ...
+
     async def expire(self, max_age: float) -> dict[str, int]:
-        """Drop messages older than `max_age` seconds that nobody holds; counts per stream.
-        Backends whose engine ages messages out itself return {}."""
+        """Drop messages older than `max_age` seconds that no live lease holds (including
+        those of batches whose lease ran out); counts per stream."""
         ...

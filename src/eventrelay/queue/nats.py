@@ -230,9 +230,13 @@ class NatsQueue:
         return [_Delivery(m, stream) for m in got]
 
     async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
+        sent = False
         for delivery in deliveries:
             assert isinstance(delivery, _Delivery)
             msg = delivery.msg
+            if msg.is_acked:
+                continue  # settled already: a second answer would raise (release after ack)
+            sent = True
             if how == "ack":
                 await msg.ack()
             elif how == "progress":
@@ -241,7 +245,7 @@ class NatsQueue:
                 await msg.nak(delay=delay)
             else:
                 await msg.term()
-        if self._nc is not None and deliveries:
+        if self._nc is not None and sent:
             # Make sure the acknowledgements reached the server before reporting them done.
             await self._nc.flush()
 
@@ -253,6 +257,9 @@ class NatsQueue:
 
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
         await self._settle(deliveries, "nak", max(0.0, delay))
+
+    async def release(self, stream: str, deliveries: Sequence[Delivery]) -> None:
+        await self._settle(deliveries, "nak")  # redelivered at once, not after ack_wait
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         await self._settle(deliveries, "term")
@@ -275,6 +282,14 @@ class NatsQueue:
         subject = self._subject(stream)
         info = await self._jsx().stream_info(self._stream_name, subjects_filter=subject)
         return int((info.state.subjects or {}).get(subject, 0))
+
+    async def depths(self) -> dict[str, int]:
+        info = await self._jsx().stream_info(self._stream_name, subjects_filter=self._prefix + ">")
+        return {
+            subject.removeprefix(self._prefix): int(count)
+            for subject, count in (info.state.subjects or {}).items()
+            if count
+        }
 
     async def expire(self, max_age: float) -> dict[str, int]:
         """Terminate and count messages past the max age that no worker has expired (those of
