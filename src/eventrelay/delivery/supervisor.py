@@ -15,6 +15,8 @@ from typing import Any
 from eventrelay.bus import Change, ConfigBus
 from eventrelay.delivery.failures import FailureLog
 from eventrelay.delivery.health import IntegrationHealth
+from eventrelay.delivery.load_buffer import BufferBudget
+from eventrelay.delivery.loading import LoadServices, worker_for
 from eventrelay.delivery.stored_config import secret_values, vendor_settings
 from eventrelay.delivery.worker import IntegrationWorker, Services, Snapshot
 from eventrelay.destinations import registry
@@ -37,6 +39,8 @@ class DeliverySupervisor:
         self._workers: dict[str, IntegrationWorker] = {}
         self._changes: asyncio.Queue[Change] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # File-loading integrations (S3, warehouses) share a memory budget for held events.
+        self._loads = LoadServices(rt.db, BufferBudget(rt.settings.load_buffer_mb * 1024 * 1024))
 
     @property
     def workers(self) -> Mapping[str, IntegrationWorker]:
@@ -164,6 +168,6 @@ class DeliverySupervisor:
             self._rt.settings.error_window_seconds,
             secrets,
         )
-        worker = IntegrationWorker(snapshot, self._services, health)
+        worker = worker_for(snapshot, self._services, health, row["source_id"], self._loads)
         self._workers[integration_id] = worker
         worker.start()
