@@ -99,6 +99,7 @@ class LoadWorker(IntegrationWorker):
         self._loader: Loader | None = None
         self._load_task: asyncio.Task[None] | None = None
         self._committed: list[str] = []  # batches to forget once their events are settled
+        self._retried_in_place = 0
 
     # --- buffering ---------------------------------------------------------------------------
 
@@ -289,14 +290,21 @@ class LoadWorker(IntegrationWorker):
                     self._give_up(members, err, settled)
                 return
             DELIVERY_REQUEST_SECONDS.labels(snap.type).observe(time.monotonic() - started)
-            self._succeeded(written, members, report, settled)
+            self._succeeded(written, members, report, settled, attempt)
             return
 
     def _succeeded(
-        self, written: Written, members: list[Delivery], report: LoadReport, settled: _Settled
+        self,
+        written: Written,
+        members: list[Delivery],
+        report: LoadReport,
+        settled: _Settled,
+        attempt: int,
     ) -> None:
         settled.success.extend(members)
         self._committed.append(written.id)
+        if attempt > 1:  # retried in place: the queue's attempt count does not show it
+            self._retried_in_place += sum(1 for d in members if d.attempts == 1)
         metrics = self._s.metrics
         metrics.add(self.snapshot.id, "load_batches", 1)
         if report.discarded_values:
@@ -304,7 +312,11 @@ class LoadWorker(IntegrationWorker):
 
     async def _settle(self, settled: _Settled) -> None:
         committed, self._committed = self._committed, []
+        late, self._retried_in_place = self._retried_in_place, 0
         await super()._settle(settled)
+        if late:  # counted as first-attempt successes by the shared settle: move them
+            self._s.metrics.add(self.snapshot.id, "success_first_attempt", -late)
+            self._s.metrics.add(self.snapshot.id, "success_after_retry", late)
         for batch_id in committed:  # acknowledged: nothing can come back from these batches
             await self._journal.forget(batch_id)
 
