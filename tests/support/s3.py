@@ -99,6 +99,7 @@ class S3Proxy:
     faults: list[Fault] = field(default_factory=list)
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
     stored_then_hung: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
     _session: aiohttp.ClientSession | None = None
     url: str = ""
@@ -115,6 +116,7 @@ class S3Proxy:
         return self
 
     async def close(self) -> None:
+        self._release.set()  # hung answers end (their client is gone by now)
         if self._runner:
             await self._runner.cleanup()
         if self._session:
@@ -173,7 +175,8 @@ class S3Proxy:
             payload = await upstream.read()
             if fault is not None:  # stored; now never answer
                 self.stored_then_hung.set()
-                await asyncio.Event().wait()
+                await self._release.wait()
+                return s3_error(500, "InternalError", "the test is over")
             skip = {"content-length", "transfer-encoding", "content-encoding", "connection"}
             return web.Response(
                 status=upstream.status,
