@@ -146,14 +146,13 @@ async def test_sigkill_of_a_scale_out_worker_between_upload_and_ack(
 ) -> None:
     bucket = await asyncio.to_thread(moto.new_bucket)
     s3proxy.hang_after_store("PUT")
-    async with cluster(tmp_path, _env(s3proxy), apis=1, workers=1) as c:
-        async with c.admin() as admin:
-            write_key, integration_id = await _setup(admin, bucket)
-            await _send(c.apis[0].base_url, write_key, events(1000))
-            await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
-            c.kill_worker("w1")
-            await _check_bucket(moto, bucket, 1000)
-            await asyncio.to_thread(c.start_worker, "w2")  # JetStream redelivers to it
-            await _send(c.apis[0].base_url, write_key, events(500, start=1000))
-            await _settled(admin, integration_id, 1500)
+    async with cluster(tmp_path, _env(s3proxy), apis=1, workers=1) as c, c.admin() as admin:
+        write_key, integration_id = await _setup(admin, bucket)
+        await _send(c.apis[0].base_url, write_key, events(1000))
+        await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
+        c.kill_worker("w1")
+        await _check_bucket(moto, bucket, 1000)
+        await asyncio.to_thread(c.start_worker, "w2")  # JetStream redelivers to it
+        await _send(c.apis[0].base_url, write_key, events(500, start=1000))
+        await _settled(admin, integration_id, 1500)
     await _check_bucket(moto, bucket, 1500)
