@@ -23,6 +23,30 @@ def moto() -> Iterator[MotoS3]:
 
 
 @pytest.fixture
+async def warehouse() -> AsyncIterator[str]:
+    """A fresh PostgreSQL database playing a Redshift database (dropped afterwards)."""
+    import uuid
+
+    import asyncpg
+
+    from tests.support.services import POSTGRES_ADMIN_URL, port_open, require
+
+    require(port_open("127.0.0.1", 5432), "PostgreSQL", "start the local PostgreSQL")
+    name = f"er_wh_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield name
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 async def s3proxy(moto: MotoS3) -> AsyncIterator[S3Proxy]:
     proxy = await S3Proxy(moto.url).start()
     yield proxy
