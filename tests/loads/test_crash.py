@@ -15,13 +15,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from tests.loads.conftest import events
+from tests.loads.test_redshift_e2e import rs_config
 from tests.support.cluster import cluster
 from tests.support.process import Server, eventrelay_process
+from tests.support.redshift_double import MOTO_URL_ENV
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, S3Proxy
+from tests.support.services import POSTGRES_ADMIN_URL
 
 pytestmark = pytest.mark.slow
 
@@ -88,12 +92,14 @@ async def _settled(admin: httpx.AsyncClient, integration_id: str, successes: int
 
 
 @asynccontextmanager
-async def _embedded(tmp_path: Path, env: dict[str, str]) -> AsyncIterator[Callable[[], Any]]:
-    """(start, kill) of `eventrelay serve` on one data directory."""
+async def _embedded(
+    tmp_path: Path, env: dict[str, str], module: str = "eventrelay"
+) -> AsyncIterator[Callable[[], Any]]:
+    """Starts `eventrelay serve` on one data directory (again after a kill)."""
     servers: list[Any] = []
 
     def start() -> Server:
-        context = eventrelay_process(tmp_path, env=env)
+        context = eventrelay_process(tmp_path, env=env, module=module)
         server = context.__enter__()
         servers.append(context)
         return server
@@ -156,3 +162,84 @@ async def test_sigkill_of_a_scale_out_worker_between_upload_and_ack(
         await _send(c.apis[0].base_url, write_key, events(500, start=1000))
         await _settled(admin, integration_id, 1500)
     await _check_bucket(moto, bucket, 1500)
+
+
+# --- Redshift: killed after staging the file, before COPY -----------------------------------
+
+DOUBLE = "tests.support.redshift_double"
+
+
+def _rs_env(proxy: S3Proxy, moto: MotoS3) -> dict[str, str]:
+    env = _env(proxy)
+    env["EVENTRELAY_VENDOR_BASE_URLS"] = json.dumps({"redshift.s3": proxy.url})
+    env[MOTO_URL_ENV] = moto.url
+    # The launcher lives in tests/: importable from the repository root.
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    return env
+
+
+async def _rs_setup(admin: httpx.AsyncClient, database: str, bucket: str) -> tuple[str, str]:
+    source = (await admin.post("/v1/admin/sources", json={"name": "web"})).json()
+    config = rs_config(database, bucket, batch_size=1000, batch_interval_ms=300)
+    r = await admin.post(
+        "/v1/admin/integrations",
+        json={
+            "source_id": source["id"],
+            "type": "redshift",
+            "name": "warehouse",
+            "consent_categories": [],
+            "config": config,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return str(source["write_key"]), str(r.json()["id"])
+
+
+async def _check_table(database: str, expected: int) -> None:
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT message_id, count(*) AS n FROM events GROUP BY 1")
+    finally:
+        await conn.close()
+    assert len(rows) == expected and {r["n"] for r in rows} == {1}
+
+
+async def test_redshift_sigkill_between_staging_and_copy_embedded(
+    tmp_path: Path, moto: MotoS3, s3proxy: S3Proxy, warehouse: str
+) -> None:
+    bucket = await asyncio.to_thread(moto.new_bucket)
+    s3proxy.hang_after_store("PUT", path="/eventrelay-staging/")
+    async with _embedded(tmp_path, _rs_env(s3proxy, moto), module=DOUBLE) as start:
+        server = start()
+        async with _admin(server, tmp_path) as admin:
+            write_key, integration_id = await _rs_setup(admin, warehouse, bucket)
+        await _send(server.base_url, write_key, events(1000))
+        await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
+        server.stop(signal.SIGKILL)  # the file is staged; COPY never ran
+
+        server = start()
+        await _send(server.base_url, write_key, events(500, start=1000))
+        async with _admin(server, tmp_path) as admin:
+            await _settled(admin, integration_id, 1500)
+    await _check_table(warehouse, 1500)
+
+
+async def test_redshift_sigkill_of_a_scale_out_worker_between_staging_and_copy(
+    tmp_path: Path, moto: MotoS3, s3proxy: S3Proxy, warehouse: str
+) -> None:
+    bucket = await asyncio.to_thread(moto.new_bucket)
+    s3proxy.hang_after_store("PUT", path="/eventrelay-staging/")
+    env = _rs_env(s3proxy, moto)
+    async with (
+        cluster(tmp_path, env, apis=1, workers=1, module=DOUBLE) as c,
+        c.admin() as admin,
+    ):
+        write_key, integration_id = await _rs_setup(admin, warehouse, bucket)
+        await _send(c.apis[0].base_url, write_key, events(1000))
+        await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
+        c.kill_worker("w1")
+        await asyncio.to_thread(c.start_worker, "w2")
+        await _send(c.apis[0].base_url, write_key, events(500, start=1000))
+        await _settled(admin, integration_id, 1500)
+    await _check_table(warehouse, 1500)
