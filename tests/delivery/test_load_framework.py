@@ -315,3 +315,25 @@ async def test_the_journal_matches_redelivered_events_to_their_staged_batch(
             assert await load_batches.prune(conn, utcnow() + timedelta(seconds=1)) == 1
     finally:
         await db.close()
+
+
+async def test_a_worker_remembers_its_last_committed_batches_for_late_redeliveries(
+    database_url: str,
+) -> None:
+    """An event redelivered after its lease lapsed while its batch loaded is recognised."""
+    from eventrelay.settings import Settings
+
+    db = Database(Settings(database_url=database_url).resolved_database_url)
+    try:
+        journal = LoadJournal(db, "int_c", keep_for=3600)
+        batches = [_write([_event(n)]) for n in range(3)]
+        for written in batches:
+            await journal.record(written, [])
+        await journal.forget(batches[0].id)  # failed before any commit: not remembered
+        assert journal.recently_committed(["m0"]) == set()
+        await journal.forget(batches[1].id, committed=True)
+        await journal.forget(batches[2].id, committed=True)
+        assert journal.recently_committed(["m0", "m1", "m2", "m9"]) == {"m1", "m2"}
+        assert await journal.matches(["m1", "m2"]) == []  # gone from the database
+    finally:
+        await db.close()

@@ -118,10 +118,12 @@ def _admin(server: Server, token_dir: Path) -> httpx.AsyncClient:
     )
 
 
-async def _check_bucket(moto: MotoS3, bucket: str, expected: int) -> None:
+async def _check_bucket(moto: MotoS3, bucket: str, expected: int | None = None) -> None:
+    """Each stored event once; `expected` of them (None: at least one)."""
     stored = await asyncio.to_thread(moto.events, bucket, "events/")
     ids = Counter(str(e["messageId"]) for e in stored)
-    assert len(ids) == expected and set(ids.values()) == {1}
+    assert set(ids.values()) == {1}
+    assert len(ids) == expected if expected is not None else ids
 
 
 async def test_sigkill_between_upload_and_ack_embedded(
@@ -136,14 +138,14 @@ async def test_sigkill_between_upload_and_ack_embedded(
         await _send(server.base_url, write_key, events(1000))
         await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
         server.stop(signal.SIGKILL)
-        await _check_bucket(moto, bucket, 1000)  # uploaded, never acknowledged
+        await _check_bucket(moto, bucket)  # a batch uploaded, never acknowledged
 
         server = start()
         await _send(server.base_url, write_key, events(500, start=1000))
         async with _admin(server, tmp_path) as admin:
             totals = await _settled(admin, integration_id, 1500)
         recovered = {b["metricName"]: b["value"] for b in totals["loads"]["breakdown"]}
-        assert recovered["recovered"] == 1000
+        assert recovered["recovered"] > 0
     await _check_bucket(moto, bucket, 1500)
 
 
@@ -157,7 +159,7 @@ async def test_sigkill_of_a_scale_out_worker_between_upload_and_ack(
         await _send(c.apis[0].base_url, write_key, events(1000))
         await asyncio.wait_for(s3proxy.stored_then_hung.wait(), 30)
         c.kill_worker("w1")
-        await _check_bucket(moto, bucket, 1000)
+        await _check_bucket(moto, bucket)
         await asyncio.to_thread(c.start_worker, "w2")  # JetStream redelivers to it
         await _send(c.apis[0].base_url, write_key, events(500, start=1000))
         await _settled(admin, integration_id, 1500)

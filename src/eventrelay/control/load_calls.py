@@ -19,6 +19,7 @@ import orjson
 
 from eventrelay.destinations.base import Destination, EventRecord, VendorSettings
 from eventrelay.destinations.loading import FileDestination, WriteContext
+from eventrelay.destinations.tables import dumps
 from eventrelay.errors import invalid
 from eventrelay.loaders import LoaderContext, LoadError, extra_installed, loader_for
 from eventrelay.logs import redact
@@ -37,7 +38,7 @@ def require_extra(destination: Destination) -> None:
 
 
 def _masked(value: Any, secrets: Sequence[str]) -> Any:
-    return orjson.loads(redact(orjson.dumps(value).decode(), secrets))
+    return orjson.loads(redact(dumps(value).decode(), secrets))
 
 
 def preview(

@@ -8,13 +8,16 @@ another grouping. Before loading, a worker matches the events it holds against t
   has it): those events are acknowledged, not loaded again;
 - it did not: its entry is dropped and the events are loaded with the others.
 Retries within one worker reuse the batch as it is (same id, same staged names), so only a
-crash takes this path. Entries older than the queue's max event age are pruned: their events
+crash takes this path. A worker also remembers the message ids of its last committed batches:
+an event redelivered to it after its lease lapsed (a stalled process) while its batch was
+loading is acknowledged, not loaded a second time. Entries older than the queue's max event age are pruned: their events
 cannot come back.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -26,6 +29,7 @@ from eventrelay.store.load_batches import OpenBatch
 from eventrelay.timeutil import utcnow
 
 PRUNE_EVERY = 3600.0
+RECENT_BATCHES = 2
 
 
 class LoadJournal:
@@ -37,6 +41,7 @@ class LoadJournal:
         self._ids: dict[str, frozenset[str]] = {}  # batch id -> message ids (cache)
         self._committed: set[str] = set()  # batches known to have committed
         self._pruned_at = 0.0
+        self._recent: deque[frozenset[str]] = deque(maxlen=RECENT_BATCHES)
 
     async def record(self, written: Written, refs: Sequence[str]) -> None:
         async with self._db.transaction() as conn:
@@ -45,11 +50,17 @@ class LoadJournal:
             )
         self._ids[written.id] = frozenset(written.message_ids)
 
-    async def forget(self, batch_id: str) -> None:
+    async def forget(self, batch_id: str, committed: bool = False) -> None:
         async with self._db.transaction() as conn:
             await load_batches.forget(conn, self._integration_id, batch_id)
-        self._ids.pop(batch_id, None)
+        ids = self._ids.pop(batch_id, None)
+        if committed and ids:
+            self._recent.append(ids)
         self._committed.discard(batch_id)
+
+    def recently_committed(self, message_ids: Sequence[str]) -> set[str]:
+        """Those of these events that a batch this worker committed lately held."""
+        return {m for m in message_ids if any(m in ids for ids in self._recent)}
 
     async def matches(self, message_ids: Sequence[str]) -> list[tuple[OpenBatch, set[str]]]:
         """Open batches holding some of these events, with the ones they hold."""

@@ -218,17 +218,18 @@ class LoadWorker(IntegrationWorker):
 
     async def _recover(self, deliveries: Sequence[Delivery], settled: _Settled) -> list[Delivery]:
         """Events of a batch staged before a crash: acknowledged if that load committed."""
-        matches = await self._journal.matches([d.message_id for d in deliveries])
-        if not matches:
+        ids = [d.message_id for d in deliveries]
+        done = self._journal.recently_committed(ids)
+        matches = await self._journal.matches(ids)
+        if not matches and not done:
             return list(deliveries)
-        loader = await self._loader_now()
-        done: set[str] = set()
-        for batch, ids in matches:
+        for batch, held in matches:
+            loader = await self._loader_now()
             if self._journal.known_committed(batch.batch_id) or await loader.committed(
                 batch.batch_id, batch.refs
             ):
                 self._journal.mark_committed(batch.batch_id)
-                done |= ids
+                done |= held
             else:
                 await self._journal.forget(batch.batch_id)
         if done:
@@ -317,8 +318,8 @@ class LoadWorker(IntegrationWorker):
         if late:  # counted as first-attempt successes by the shared settle: move them
             self._s.metrics.add(self.snapshot.id, "success_first_attempt", -late)
             self._s.metrics.add(self.snapshot.id, "success_after_retry", late)
-        for batch_id in committed:  # acknowledged: nothing can come back from these batches
-            await self._journal.forget(batch_id)
+        for batch_id in committed:  # acknowledged; late redeliveries are caught in memory
+            await self._journal.forget(batch_id, committed=True)
 
     async def _backoff(self, members: list[Delivery], err: LoadError, attempt: int) -> bool:
         """Wait before retrying the same batch in place; False when it should go back to the

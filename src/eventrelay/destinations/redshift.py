@@ -23,7 +23,8 @@ Verified against Redshift's documentation (not against a cluster: none is reacha
   docs.aws.amazon.com/redshift/latest/dg/r_Character_types.html, r_names.html
 - a failed COPY names the rows in STL_LOAD_ERRORS (query = pg_last_copy_id()):
   docs.aws.amazon.com/redshift/latest/dg/r_STL_LOAD_ERRORS.html
-- COPY reads S3 with IAM_ROLE or ACCESS_KEY_ID/SECRET_ACCESS_KEY and REGION:
+- COPY reads S3 with IAM_ROLE (or `IAM_ROLE default`, the cluster's default role) or
+  ACCESS_KEY_ID/SECRET_ACCESS_KEY, and REGION:
   docs.aws.amazon.com/redshift/latest/dg/copy-parameters-authorization.html
 The driver is psycopg 3 (the PostgreSQL wire protocol Redshift speaks); Amazon's
 redshift_connector cannot connect to PostgreSQL, which stands in for Redshift in the tests.
@@ -101,14 +102,16 @@ class RedshiftSettings(WarehouseSettings):
         str | None,
         Field(
             pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@/_-]{1,512}$",
-            description="Role the cluster assumes for COPY (IAM_ROLE); else the access keys.",
+            description="Role the cluster assumes for COPY (IAM_ROLE); else the access keys;"
+            " with neither, the cluster's default IAM role (IAM_ROLE default).",
         ),
     ] = None
     aws_access_key_id: Annotated[
         str | None,
         Field(
             pattern=r"^[A-Z0-9]{16,128}$",
-            description="Writes the staged files (and reads them in COPY without iam_role).",
+            description="Writes the staged files (and reads them in COPY without iam_role);"
+            " without them, the worker's AWS credential chain writes them.",
         ),
     ] = None
     aws_secret_access_key: Secret | None = None
@@ -120,10 +123,6 @@ class RedshiftSettings(WarehouseSettings):
     def _check_credentials(self) -> RedshiftSettings:
         if bool(self.aws_access_key_id) != bool(self.aws_secret_access_key):
             raise ValueError("aws_access_key_id and aws_secret_access_key go together")
-        if not self.iam_role and not self.aws_access_key_id:
-            raise ValueError(
-                "COPY needs iam_role or aws_access_key_id/aws_secret_access_key to read the staging bucket"
-            )
         return self
 
     @property

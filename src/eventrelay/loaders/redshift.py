@@ -146,7 +146,8 @@ class RedshiftLoader(Loader):
         s = self._settings
         if s.iam_role:
             return f"IAM_ROLE '{s.iam_role}'"
-        assert s.aws_access_key_id and s.aws_secret_access_key
+        if not (s.aws_access_key_id and s.aws_secret_access_key):
+            return "IAM_ROLE default"
         secret = s.aws_secret_access_key.get_secret_value().replace("'", "''")
         return f"ACCESS_KEY_ID '{s.aws_access_key_id}' SECRET_ACCESS_KEY '{secret}'"
 
