@@ -27,7 +27,8 @@ from tests.support.redshift_double import MOTO_URL_ENV
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, S3Proxy
 from tests.support.services import POSTGRES_ADMIN_URL
 
-pytestmark = pytest.mark.slow
+# Real processes: serialised with the other cluster tests (two clusters at once starve 2 cores).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
 
 def _env(proxy: S3Proxy) -> dict[str, str]:
