@@ -219,3 +219,25 @@ async def test_dedup_replaces_a_message_id_already_loaded_and_append_keeps_both(
         await loader.close()
     counts = await _counts(wh)
     assert counts == {"msg-000001": 1, "msg-000002": copies, "msg-000003": 1}
+
+
+async def test_a_row_the_warehouse_refuses_is_discarded_with_its_reason_and_the_rest_loaded(
+    settings: Settings, moto: MotoS3, s3proxy: S3Proxy, double: Double, warehouse: str, wh: Any
+) -> None:
+    bucket = await asyncio.to_thread(moto.new_bucket)
+    urls = {"redshift.s3": s3proxy.url}
+    async with load_run(settings, "redshift", rs_config(warehouse, bucket), urls) as run:
+        sent = events(3)
+        sent[1]["properties"]["note"] = "a\u0000b"  # JSON the warehouse's JSON type refuses
+        await run.send(sent)
+
+        async def discarded() -> dict[str, Any] | None:
+            m = await run.metrics()
+            return m if m.get("discarded") == 1 and m.get("successes") == 2 else None
+
+        await run.pipe.eventually(discarded, timeout=30)
+        assert set(await _counts(wh)) == {"msg-000000", "msg-000002"}
+        (failure,) = await run.pipe.failures(run.id)
+        assert failure["outcome"] == "drop" and failure["reason"] == "copy_refused"
+        assert failure["message_ids"] == ["msg-000001"]
+        assert "line 2, column properties" in failure["error"]

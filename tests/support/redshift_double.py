@@ -33,7 +33,9 @@ from eventrelay.loaders.redshift import CopyRowsRefused, CopyStatement, Redshift
 from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY
 
 MOTO_URL_ENV = "ER_TEST_MOTO_URL"
-_LINE = re.compile(r"line (\d+)(?:, column (\w+))?")
+# PostgreSQL's context of a refused COPY row: `COPY <table>, line <n>, column <name>: ...`
+# (after, possibly, a context of its own such as `JSON data, line 1: ...`).
+_LINE = re.compile(r"COPY \S+, line (\d+)(?:, column (\w+))?")
 
 
 class Double:
