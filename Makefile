@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # Stamp files re-run the install whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[data]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[data,test,bench]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

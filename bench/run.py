@@ -11,7 +11,7 @@ Phases (each on a fresh data directory, eventrelay as a real `eventrelay serve` 
     one `serve --no-workers` API process and 1, then 2 `eventrelay worker` processes (skipped
     with a reason when PostgreSQL or nats-server is absent).
 
-`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout), e.g.
+`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout, loads), e.g.
 `python -m bench.run --only end_to_end,scaleout --seconds 8`.
 
 Load comes from `wrk` (C, Lua scripts in bench/wrk/) when installed, else from a Python
@@ -344,7 +344,7 @@ def phase_celery(sink: str, events: int, redis_url: str) -> dict[str, Any]:
     }
 
 
-PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout")
+PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout", "loads")
 
 
 def parse_args() -> argparse.Namespace:
@@ -402,6 +402,7 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
         "latency": f"latency at {args.latency_rate} events/s",
         "celery": "Celery + Redis",
         "scaleout": "scale-out (PostgreSQL + NATS JetStream, 1 API + 1/2 workers)",
+        "loads": "file-loading destinations (S3, Redshift; 20 full buffers)",
     }
     with process([PYTHON, str(BENCH / "sink.py"), str(sink_port)]):
         wait_http(sink + "/stats")
@@ -417,6 +418,10 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
                 results.update(phase_celery(sink, args.celery_events, args.redis))
             elif phase == "scaleout":
                 results["scaleout"] = phase_scaleout(sink, args.seconds)
+            elif phase == "loads":
+                from bench.loads import phase_loads
+
+                results.update(phase_loads())
 
 
 def save(results: dict[str, Any], merge: bool) -> None:
@@ -449,7 +454,9 @@ def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
             f"latency at {args.latency_rate} events/s     p50 {latency.get('p50')} ms"
             f"  p95 {latency.get('p95')} ms  p99 {latency.get('p99')} ms"
         )
-    rss = [v for k, v in results.items() if k.endswith("_peak_rss_mb")]
+    rss = [
+        v for k, v in results.items() if k.endswith("_peak_rss_mb") and not k.startswith("buffers")
+    ]
     if rss:
         print(f"peak RSS                     {max(rss):>10} MB")
     celery = results.get("celery_end_to_end_events_per_s")
@@ -461,6 +468,9 @@ def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
         print(f"Celery + Redis: {results['celery_error']}")
     if "scaleout" in results:
         print_report(results)
+    from bench.loads import print_loads
+
+    print_loads(results)
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"store"},
     {"bus", "queue"},
     {"routing"},
+    {"loaders"},
     {"runtime"},
     {"delivery"},
     {"control"},

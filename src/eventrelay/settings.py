@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         " this time is handed out again (JetStream's ack wait is EVENTRELAY_NATS_ACK_WAIT_SECONDS).",
     )
 
+    load_buffer_mb: int = Field(
+        default=512,
+        ge=16,
+        description="File-loading types (S3, warehouses): memory for events held in buffers and"
+        " loads, shared by all their integrations in a process; past it buffers flush early.",
+    )
+
     # Embedded queue durability: "full" fsyncs every group commit; "normal" survives a process
     # crash (kill -9) but not an OS crash.
     queue_sync: str = Field(default="full", pattern="^(full|normal)$")

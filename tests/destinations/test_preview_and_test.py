@@ -113,12 +113,13 @@ async def test_webhook_test_and_roles(settings: Settings) -> None:
             assert sink.requests[-1].json()["event"] == "Order Completed"
             warehouse = await api.make_integration(
                 run.source["id"],
-                type="s3",
+                type="bigquery",  # a type whose delivery is still planned
                 config={
-                    "bucket": "my-bucket",
-                    "region": "us-east-1",
-                    "access_key_id": "AKIAIOSFODNN7EXAMPLE",
-                    "secret_access_key": "x",
+                    "project_id": "my-project",
+                    "dataset_id": "analytics",
+                    "table_id": "events",
+                    "service_account_json": '{"type": "service_account",'
+                    ' "client_email": "a@b.iam.gserviceaccount.com", "private_key": "k"}',
                 },
             )
             r = await api.post(f"/v1/admin/integrations/{warehouse['id']}/test")

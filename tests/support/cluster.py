@@ -28,8 +28,11 @@ _SAMPLE = re.compile(r"^eventrelay_delivery_events_total\{(?P<labels>[^}]*)\} (?
 
 
 class Cluster:
-    def __init__(self, root: Path, database_url: str, env: dict[str, str]) -> None:
+    def __init__(
+        self, root: Path, database_url: str, env: dict[str, str], module: str = "eventrelay"
+    ) -> None:
         self.root = root
+        self.module = module  # what `python -m` runs (a launcher installing a stand-in)
         self.nats = NatsServer(root / "nats")
         self.env = {
             **env,
@@ -46,7 +49,9 @@ class Cluster:
         self._count += 1
         cwd = self.root / f"{name}-{self._count}"
         cwd.mkdir()
-        return self._stack.enter_context(eventrelay_process(cwd, args, env=self.env))
+        return self._stack.enter_context(
+            eventrelay_process(cwd, args, env=self.env, module=self.module)
+        )
 
     def start_api(self) -> Server:
         server = self._start("api", ("serve", "--no-workers"))
@@ -116,13 +121,13 @@ async def postgres_database() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def cluster(
-    root: Path, env: dict[str, str], apis: int, workers: int
+    root: Path, env: dict[str, str], apis: int, workers: int, module: str = "eventrelay"
 ) -> AsyncIterator[Cluster]:
     """Start nats-server, then the API processes (the first bootstraps the owner token), then
     the workers, all in parallel threads so the test does not wait on each start in turn."""
     require_nats_binary()
     async with postgres_database() as database_url:
-        c = Cluster(root, database_url, env)
+        c = Cluster(root, database_url, env, module)
         c.nats.start()
         try:
             await asyncio.to_thread(c.start_api)

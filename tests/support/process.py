@@ -48,7 +48,9 @@ def eventrelay_process(
     args: tuple[str, ...] = ("serve",),
     env: Mapping[str, str] | None = None,
     port: int | None = None,
+    module: str = "eventrelay",
 ) -> Iterator[Server]:
+    """`module`: what `python -m` runs (a test launcher installing a stand-in, for example)."""
     port = port or free_port()
     full_env = {
         **os.environ,
@@ -58,7 +60,7 @@ def eventrelay_process(
     }
     log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "eventrelay", *args, "--port", str(port)],
+        [sys.executable, "-m", module, *args, "--port", str(port)],
         cwd=cwd,
         env=full_env,
         stdout=subprocess.PIPE,

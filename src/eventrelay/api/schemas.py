@@ -114,6 +114,9 @@ class CatalogEntry(BaseModel):
     default_consent_categories: list[str]
     batching: dict[str, Any]
     delivery: str
+    requires_extra: str | None = Field(
+        default=None, description="pip extra with this type's client libraries (eventrelay[...])"
+    )
     secret_fields: list[str]
     config_schema: dict[str, Any]
 

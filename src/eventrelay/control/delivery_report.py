@@ -149,6 +149,21 @@ class _Totals:
             {"metricName": "queued", "total": self.counts["queued"]},
             self.latency("time_to_success"),
             self.latency("time_to_first_attempt"),
+            *self.loads(),
+        ]
+
+    def loads(self) -> list[dict[str, Any]]:
+        """File-loading types (S3, warehouses): committed loads, values sent to <table>_discards,
+        events found already loaded after a crash."""
+        if not self.counts["load_batches"]:
+            return []
+        parts = (("values_discarded", "values_discarded"), ("recovered", "load_recovered"))
+        return [
+            {
+                "metricName": "loads",
+                "total": self.counts["load_batches"],
+                "breakdown": [{"metricName": n, "value": self.counts[k]} for n, k in parts],
+            }
         ]
 
     def point(self) -> dict[str, Any]:

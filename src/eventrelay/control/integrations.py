@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventrelay.bus import Change
 from eventrelay.control.common import Name, diff
+from eventrelay.control.load_calls import require_extra
 from eventrelay.core.config_secrets import (
     MASK,
     dotted,
@@ -169,6 +170,7 @@ def _secret_changes(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str,
 
 async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str, Any]:
     destination = destination_for(body.type)
+    require_extra(destination)  # S3, warehouses: their client libraries are an extra
     settings = validate_config(destination, body.config)
     await check_targets(rt, destination, settings)
     public, secrets = split_secrets(settings)

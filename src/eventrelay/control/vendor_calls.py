@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eventrelay.control import load_calls
 from eventrelay.control.integrations import destination_for
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.core.events import InvalidEvent, Received, normalize
@@ -29,6 +30,7 @@ from eventrelay.destinations.base import (
     VendorSettings,
     build_context,
 )
+from eventrelay.destinations.loading import FileDestination
 from eventrelay.errors import ApiError, not_found, validation_details, validation_error
 from eventrelay.logs import Redactor, redact
 from eventrelay.routing.selection import selection_of, type_keys
@@ -147,6 +149,8 @@ async def preview(
         positions.append(index)
     if errors:
         raise validation_error(errors)
+    if isinstance(destination, FileDestination):  # S3, warehouses: the staged batch
+        return load_calls.preview(destination, row, settings, records, positions, filtered, secrets)
     # An OAuth vendor's access token is obtained at delivery time; the preview shows a mask.
     token = "***" if destination.token_request(settings, context_for(rt, row["type"])) else None
     built = _build(destination, records, settings, context_for(rt, row["type"], access_token=token))
@@ -198,6 +202,8 @@ def _build(
 
 async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, Any]:
     row, destination, settings, secrets, _ = await _load(rt, org_id, integration_id)
+    if isinstance(destination, FileDestination):  # S3, warehouses: create and drop a scratch object
+        return await load_calls.test(rt, destination, row, settings, secrets)
     # A sender of its own: a test call is rare, and the API may run without delivery here.
     sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
     await sender.start()

@@ -20,6 +20,8 @@ from eventrelay.bus import Change, ConfigBus
 from eventrelay.delivery.failures import FailureLog
 from eventrelay.delivery.health import IntegrationHealth
 from eventrelay.delivery.journal import Subject
+from eventrelay.delivery.load_buffer import BufferBudget
+from eventrelay.delivery.loading import LoadServices, worker_for
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.delivery.settle import EXPIRED
 from eventrelay.delivery.stored_config import secret_values, vendor_settings
@@ -56,6 +58,8 @@ class DeliverySupervisor:
         self._known: dict[str, tuple[str, Subject]] = {}  # id -> (status, who), for logs
         self._changes: asyncio.Queue[Change] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
+        # File-loading integrations (S3, warehouses) share a memory budget for held events.
+        self._loads = LoadServices(rt.db, BufferBudget(rt.settings.load_buffer_mb * 1024 * 1024))
 
     @property
     def workers(self) -> Mapping[str, IntegrationWorker]:
@@ -236,6 +240,6 @@ class DeliverySupervisor:
             secrets=secrets,
             version=version,
         )
-        worker = IntegrationWorker(snapshot, self._services, health)
+        worker = worker_for(snapshot, self._services, health, row["source_id"], self._loads)
         self._workers[integration_id] = worker
         worker.start()

@@ -190,6 +190,10 @@ class IntegrationWorker:
         self._settler.latencies("time_to_first_attempt", [d for d in live if d.attempts == 1], now)
         if live:
             await self._deliver(live, settled)
+        await self._settle(settled)
+
+    async def _settle(self, settled: Settled) -> None:
+        """Outcomes to the queue, metrics, journal and health (file loads add their own)."""
         await self._settler.apply(settled)
 
     async def _deliver(

@@ -99,6 +99,8 @@ def catalog_entry(destination: Destination) -> dict[str, Any]:
             "max_bytes": destination.max_batch_bytes,
         },
         "delivery": "available" if destination.delivers else "planned",
+        # File-loading types need their client libraries: pip install 'eventrelay[<extra>]'.
+        "requires_extra": getattr(destination, "extra", None),
         "secret_fields": secret_fields,
         "config_schema": schema,
     }

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -222,4 +223,22 @@ config_version = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
+)
+
+# The load journal of file-loading destinations (delivery/load_journal.py): which events a
+# staged batch holds, written before it is uploaded and deleted once its events are
+# acknowledged. Events redelivered after a crash are matched against it.
+load_batches = Table(
+    "load_batches",
+    metadata,
+    _pk(),
+    Column("integration_id", String(40), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("owner", String(40), nullable=False),
+    Column("refs", JSONType, nullable=False),  # staged object keys / tables
+    Column("event_count", Integer, nullable=False),
+    Column("message_ids", LargeBinary, nullable=False),  # zlib of newline-joined ids
+    Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("integration_id", "batch_id", name="uq_load_batches_integration_batch"),
+    Index("ix_load_batches_created_at", "created_at"),
 )
