@@ -24,6 +24,7 @@ LAYERS: list[set[str]] = [
     {"control"},
     {"api"},
     {"app"},
+    {"commands"},
     {"cli"},
     {"__main__"},
 ]

@@ -35,7 +35,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -63,7 +63,50 @@ _MAX_OPS_PER_COMMIT = 2000
 
 
 class QueueLocked(RuntimeError):
-    pass
+    """Another process consumes this queue; `holder` is what it wrote next to the lock (pid,
+    command, address), when it could be read."""
+
+    def __init__(self, path: Path, holder: Mapping[str, Any] | None) -> None:
+        self.path = path
+        self.holder = dict(holder or {})
+        super().__init__(
+            f"another eventrelay process{describe_holder(self.holder)} consumes {path}: one"
+            " delivery process per data directory (run the others with `serve --no-workers`)"
+        )
+
+
+def describe_holder(holder: Mapping[str, Any]) -> str:
+    """ " (pid 123, `eventrelay serve` on http://127.0.0.1:8084)", or "" when unknown."""
+    parts = [f"pid {holder['pid']}"] if holder.get("pid") else []
+    if holder.get("command"):
+        where = f" on {holder['address']}" if holder.get("address") else ""
+        parts.append(f"`eventrelay {holder['command']}`{where}")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _read_holder(fd: int) -> dict[str, Any] | None:
+    try:
+        data = orjson.loads(os.pread(fd, 4096, 0))
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def lock_holder(queue_path: Path) -> dict[str, Any] | None:
+    """Who consumes the queue at `queue_path` now: None when nobody does (the lock is free), else
+    what the holder wrote in the lock file (possibly empty). Never creates anything."""
+    try:
+        fd = os.open(queue_path.with_suffix(".lock"), os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return _read_holder(fd) or {}
+        return None  # free (closing the descriptor releases the probe)
+    finally:
+        os.close(fd)
 
 
 class _WakeProtocol(asyncio.DatagramProtocol):
@@ -223,6 +266,7 @@ class SqliteQueue:
         dedup_window: float = 120.0,
         dedup_capacity: int = 200_000,
         consumer: bool = True,
+        holder: Mapping[str, Any] | None = None,
     ) -> None:
         self._path = path
         # A consumer takes the lock file and may pull; a publisher-only instance (an API process
@@ -236,7 +280,8 @@ class SqliteQueue:
         self._dedup: dict[str, OrderedDict[str, float]] = {}
         self._streams: dict[str, _Stream] = {}
         self._writer: _Writer | None = None
-        self._lock_file: IO[str] | None = None
+        self._lock_fd: int | None = None
+        self._holder = dict(holder or {})
         self._wake_path = path.with_suffix(".wake")
         self._wake_out: socket.socket | None = None
         self._wake_in: asyncio.DatagramTransport | None = None
@@ -246,16 +291,7 @@ class SqliteQueue:
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if self._consumer:
-            lock = open(self._path.with_suffix(".lock"), "w")  # noqa: SIM115, ASYNC230 - held until close
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.close()
-                raise QueueLocked(
-                    f"another eventrelay process consumes {self._path}: one delivery process per"
-                    " data directory (run the others with `serve --no-workers`)"
-                ) from None
-            self._lock_file = lock
+            self._lock_fd = self._take_lock()
         loop = asyncio.get_running_loop()
         writer = _Writer(self._path, self._synchronous, loop)
         writer.start()
@@ -290,9 +326,23 @@ class SqliteQueue:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _take_lock(self) -> int:
+        """The consumer's lock, holding who we are (pid, command, address) for whoever finds it
+        taken. Opened without truncating: the contents belong to the current holder."""
+        fd = os.open(self._path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise QueueLocked(self._path, holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, orjson.dumps({"pid": os.getpid(), **self._holder}), 0)
+        return fd
 
     def _on_wake(self, streams: list[str]) -> None:
         for stream in streams:
