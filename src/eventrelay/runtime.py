@@ -37,7 +37,9 @@ def make_queue(
 
 
 def make_tap(settings: Settings) -> Tap:
-    """The live view; across processes over NATS core when the queue is NATS (scale-out)."""
+    """The live view, seeing the events of every API process: across machines over NATS core
+    (scale-out), across the processes sharing one data directory over Unix sockets (embedded,
+    `serve --processes N`)."""
     from eventrelay.routing.tap import Tap
 
     url = settings.queue_url
@@ -46,7 +48,9 @@ def make_tap(settings: Settings) -> Tap:
 
         servers = [s.strip() for s in url.split(",") if s.strip()]
         return Tap(NatsLiveFanout(servers, settings.nats_subject_prefix))
-    return Tap()
+    from eventrelay.bus.live_local import UnixLiveFanout
+
+    return Tap(UnixLiveFanout(settings.data_dir))
 
 
 @dataclass

@@ -8,8 +8,8 @@ import asyncio
 import base64
 import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from eventrelay.routing.tap import Tap
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 from tests.support.examples import valid_configs
+from tests.support.live import follow
 from tests.support.server import serve_in_thread
 
 
@@ -36,67 +37,14 @@ class Node:
 
 
 @contextmanager
-def node(settings: Settings) -> Iterator[Node]:
+def node(settings: Settings, workers: bool = True) -> Iterator[Node]:
     rt = Runtime.create(settings)
-    with serve_in_thread(create_app(rt, bootstrap_owner=True)) as url:
+    with serve_in_thread(create_app(rt, bootstrap_owner=True, workers=workers)) as url:
         yield Node(url, rt)
 
 
 def basic(key: str) -> dict[str, str]:
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
-
-
-class Follower:
-    """Reads one live stream in the background."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, Any]] = []
-        self.status: int | None = None
-        self.ready = asyncio.Event()
-
-    async def wait_for(self, predicate: Any, timeout: float = 15) -> list[Any]:
-        async def until() -> list[Any]:
-            while True:
-                found = [
-                    data for kind, data in self.messages if kind == "event" and predicate(data)
-                ]
-                if found:
-                    return found
-                await asyncio.sleep(0.05)
-
-        return await asyncio.wait_for(until(), timeout)
-
-
-@asynccontextmanager
-async def follow(url: str, source_id: str, token: str) -> AsyncIterator[Follower]:
-    follower = Follower()
-
-    async def read() -> None:
-        headers = {"Authorization": f"Bearer {token}"}
-        timeout = httpx.Timeout(10, read=None)
-        async with (
-            httpx.AsyncClient(timeout=timeout) as client,
-            client.stream("GET", f"{url}/v1/admin/sources/{source_id}/live", headers=headers) as r,
-        ):
-            follower.status = r.status_code
-            lines: list[str] = []
-            async for line in r.aiter_lines():
-                lines.append(line)
-                if line == "":
-                    for kind, data in sse_messages(lines):
-                        follower.messages.append((kind, json.loads(data)))
-                        if kind == "ready":
-                            follower.ready.set()
-                    lines = []
-
-    task = asyncio.create_task(read())
-    try:
-        await asyncio.wait_for(follower.ready.wait(), 15)
-        yield follower
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def admin(url: str, token: str, method: str, path: str, body: Any = None) -> Any:
@@ -109,10 +57,10 @@ async def admin(url: str, token: str, method: str, path: str, body: Any = None) 
 
 
 async def test_live_view_shows_each_event_with_its_routing(settings: Settings) -> None:
-    """In scale-out, the listener is on node A while events arrive at node B."""
-    scale_out = settings.queue_url is not None
-    with node(settings) as a, contextlib.ExitStack() as stack:
-        b = stack.enter_context(node(settings)) if scale_out else a
+    """The listener is on node A while the events arrive at node B: in scale-out, two API
+    processes sharing NATS; embedded, two processes sharing one data directory (B only
+    publishes to the queue A consumes, as `serve --processes 2` does)."""
+    with node(settings) as a, node(settings, workers=False) as b:
         token = settings.owner_token_file.read_text().strip()
         source = await admin(a.url, token, "POST", "/v1/admin/sources", {"name": "Web"})
         hook = await admin(
@@ -147,13 +95,17 @@ async def test_live_view_shows_each_event_with_its_routing(settings: Settings) -
             async with httpx.AsyncClient(base_url=b.url, timeout=10) as ingest:
 
                 async def send_until_seen() -> list[Any]:
-                    # Node B learns of the listener within moments (a lease over NATS).
+                    # Node B learns of the source (config bus) and of the listener (a lease)
+                    # within moments.
                     for attempt in range(100):
                         body = {"userId": "u1", "event": f"Order {attempt}"}
                         r = await ingest.post(
                             "/v1/track", json=body, headers=basic(source["write_key"])
                         )
-                        assert r.status_code == 200
+                        if r.status_code == 401:  # B has not heard of the source yet
+                            await asyncio.sleep(0.1)
+                            continue
+                        assert r.status_code == 200, r.text
                         with contextlib.suppress(TimeoutError):
                             return await follower.wait_for(lambda d: True, timeout=0.3)
                     raise AssertionError("no event reached the live view")
@@ -175,7 +127,7 @@ async def test_live_view_shows_each_event_with_its_routing(settings: Settings) -
         line = describe(entry)
         assert "GA4: filtered (consent)" in line and "Hook: filtered (disabled)" in line
         # The stream is gone: every node stops watching the source (lease withdrawn).
-        for n in {id(a): a, id(b): b}.values():
+        for n in (a, b):
             assert n.runtime.tap is not None
             for _ in range(100):
                 if not n.runtime.tap.watched:

@@ -15,6 +15,11 @@ Subjects, next to (never under) the delivery stream's `<prefix>.>`, so JetStream
 
 The connection uses `no_echo`: a process never receives what it published itself (it hands its
 own listeners their events directly).
+
+Sources: NOTIFY payload limit (8,000 bytes by default):
+https://www.postgresql.org/docs/current/sql-notify.html; NATS core publish-subscribe and
+`max_payload` (1 MB by default): https://docs.nats.io/nats-concepts/core-nats/pubsub; no echo:
+https://docs.nats.io/using-nats/developer/connecting/noecho
 """
 
 from __future__ import annotations
