@@ -58,8 +58,8 @@ class _Commands(click.Group):
     without the libraries of the others."""
 
     LAZY = {
-        "sources": "eventrelay.commands.resources:sources",
-        "integrations": "eventrelay.commands.resources:integrations",
+        "sources": "eventrelay.commands.sources:sources",
+        "integrations": "eventrelay.commands.integrations:integrations",
         "send": "eventrelay.commands.send:send",
         "tail": "eventrelay.commands.tail:tail",
         "apply": "eventrelay.commands.apply:apply",

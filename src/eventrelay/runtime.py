@@ -44,7 +44,7 @@ def make_tap(settings: Settings) -> Tap:
 
     url = settings.queue_url
     if url and url.startswith(("nats://", "tls://")):
-        from eventrelay.bus.live import NatsLiveFanout
+        from eventrelay.bus.live_nats import NatsLiveFanout
 
         servers = [s.strip() for s in url.split(",") if s.strip()]
         return Tap(NatsLiveFanout(servers, settings.nats_subject_prefix))

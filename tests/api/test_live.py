@@ -107,7 +107,10 @@ async def test_live_view_shows_each_event_with_its_routing(settings: Settings) -
                             continue
                         assert r.status_code == 200, r.text
                         with contextlib.suppress(TimeoutError):
-                            return await follower.wait_for(lambda d: True, timeout=0.3)
+                            # (once B also knows both integrations)
+                            return await follower.wait_for(
+                                lambda d: len(d["routing"]) == 2, timeout=0.3
+                            )
                     raise AssertionError("no event reached the live view")
 
                 [entry, *_] = await send_until_seen()

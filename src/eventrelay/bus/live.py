@@ -1,7 +1,11 @@
-"""Cross-process transport of the live event view (`routing/tap.py`) in the scale-out shape, over
-NATS core subjects: plain publish/subscribe, nothing stored.
+"""How the live event view (`routing/tap.py`) reaches other processes: a fan-out carries
+listeners' leases to every API process and sources' entries to the listeners' processes.
 
-Why NATS core rather than PostgreSQL NOTIFY: an event may be 32 KB and a NOTIFY payload stops at
+Two implementations: NATS core subjects between the API processes of the scale-out shape
+(`live_nats.py`), Unix datagram sockets between the processes sharing one data directory
+(`live_local.py`, `serve --processes N`).
+
+Why NATS core rather than PostgreSQL NOTIFY in scale-out: an event may be 32 KB and a NOTIFY payload stops at
 8,000 bytes; NOTIFY traffic goes through the database's commit path, which the control plane
 needs for itself; NATS is already part of the scale-out shape, sends a subject's messages only
 to the processes subscribed to it, and drops (rather than stores) what nobody listens to.
@@ -9,7 +13,8 @@ to the processes subscribed to it, and drops (rather than stores) what nobody li
 Subjects, next to (never under) the delivery stream's `<prefix>.>`, so JetStream stores none:
 
     <prefix>-live.watch           a listener's lease, to every API process:
-                                  {"s": source id, "l": listener id, "ttl": seconds; 0 = gone}
+                                  {"s": source id, "l": listener id, "ttl": seconds; 0 = gone},
+                                  or {"q": 1} from a process that starts: "re-announce"
     <prefix>-live.events.<source> the source's explained events (and skip notices), subscribed
                                   only by processes that have a listener for that source
 
@@ -24,86 +29,29 @@ https://docs.nats.io/using-nats/developer/connecting/noecho
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from typing import Protocol
 
-import nats
-from nats.aio.client import Client
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
-log = logging.getLogger("eventrelay.live")
-
-OnWatch = Callable[[bytes], None]  # a lease announced by any process
+OnWatch = Callable[[bytes], None]  # a lease (or a request for leases) from another process
 OnEvents = Callable[[str, bytes], None]  # (source id, entry or skip notice) from another process
 
 
-class NatsLiveFanout:
-    def __init__(self, servers: list[str], subject_prefix: str) -> None:
-        self._servers = servers
-        self._base = f"{subject_prefix}-live"
-        self._nc: Client | None = None
-        self._subs: dict[str, Subscription] = {}
-        self._on_events: OnEvents | None = None
-
+class Fanout(Protocol):
     @property
-    def connected(self) -> bool:
-        return self._nc is not None and self._nc.is_connected
+    def connected(self) -> bool: ...
 
-    async def start(self, on_watch: OnWatch, on_events: OnEvents) -> None:
-        self._on_events = on_events
+    async def start(self, on_watch: OnWatch, on_events: OnEvents) -> None: ...
 
-        async def watch(msg: Msg) -> None:
-            on_watch(msg.data)
-
-        async def error(exc: Exception) -> None:
-            log.warning("live view: nats error", extra={"error_type": type(exc).__name__})
-
-        self._nc = await nats.connect(
-            servers=self._servers,
-            name="eventrelay-live",
-            no_echo=True,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
-            error_cb=error,
-        )
-        await self._nc.subscribe(f"{self._base}.watch", cb=watch)
-
-    async def close(self) -> None:
-        nc, self._nc = self._nc, None
-        self._subs.clear()
-        if nc is not None:
-            try:
-                await nc.close()
-            except Exception as exc:
-                log.warning("live view: close failed", extra={"error_type": type(exc).__name__})
+    async def close(self) -> None: ...
 
     async def announce(self, payload: bytes) -> None:
-        if self.connected:
-            assert self._nc is not None
-            await self._nc.publish(f"{self._base}.watch", payload)
+        """To every other process."""
+        ...
 
     async def publish(self, source_id: str, payload: bytes) -> None:
-        if self.connected:
-            assert self._nc is not None
-            await self._nc.publish(f"{self._base}.events.{source_id}", payload)
+        """To the processes listening to `source_id`."""
+        ...
 
-    async def listen(self, source_id: str) -> None:
-        if self._nc is None or source_id in self._subs:
-            return
-        on_events = self._on_events
-        assert on_events is not None
+    async def listen(self, source_id: str) -> None: ...
 
-        async def deliver(msg: Msg) -> None:
-            on_events(source_id, msg.data)
-
-        self._subs[source_id] = await self._nc.subscribe(
-            f"{self._base}.events.{source_id}", cb=deliver
-        )
-        await self._nc.flush(timeout=2)  # subscribed before the lease goes out
-
-    async def unlisten(self, source_id: str) -> None:
-        sub = self._subs.pop(source_id, None)
-        if sub is not None and self.connected:
-            await sub.unsubscribe()
+    async def unlisten(self, source_id: str) -> None: ...

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from eventrelay.commands.client import AdminClient, remote_options
+from eventrelay.commands.lookup import find_source
 from eventrelay.commands.output import file_option, json_option, load_document, note, print_json
-from eventrelay.commands.resources import find_source
 
 KINDS = ("track", "identify", "page", "screen", "group", "alias")
 

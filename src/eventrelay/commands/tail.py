@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from eventrelay.commands.client import AdminClient, ApiFailure, remote_options
+from eventrelay.commands.lookup import find_source
 from eventrelay.commands.output import json_option, note
-from eventrelay.commands.resources import find_source
 
 RECONNECT_SECONDS = 2.0
 

@@ -8,12 +8,12 @@ append to a bounded deque. A background task does the rest: it replays routing p
 the very `route` ingest used and the source entry of that request, and serialises each entry
 once for every listener.
 
-Listeners in other processes (scale-out) are found through leases announced over a fan-out
-(`bus/live.py`, NATS core): every process knows which sources someone listens to anywhere, and
-publishes their entries to that source's subject; a listener's process subscribes to it. A lease
-lasts `LEASE_SECONDS` and is renewed every `RENEW_SECONDS`, so a process that starts later, or
-a listener that vanished without a word, settles within seconds. Without a fan-out (embedded
-shape) everything stays in the process.
+Listeners in other processes are found through leases announced over a fan-out (`bus/live.py`:
+NATS core subjects in scale-out, Unix sockets between the processes of one data directory):
+every process knows which sources someone listens to anywhere, and sends their entries to the
+listener's process. A lease lasts `LEASE_SECONDS` and is renewed every `RENEW_SECONDS`; a
+process that starts asks for the current leases at once, and a listener that vanished without a
+word expires within seconds. Without a fan-out, everything stays in the process.
 
 A listener gets entries through a bounded buffer: when a client reads slower than events come,
 entries are skipped (and counted) rather than queued without end.
@@ -27,11 +27,12 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
+from eventrelay.bus.live import Fanout
 from eventrelay.routing.directory import SourceEntry
 from eventrelay.routing.router import route
 from eventrelay.tasks import stop_task
@@ -46,25 +47,6 @@ LEASE_SECONDS = 15.0
 RENEW_SECONDS = 5.0
 
 Accepted = Sequence[tuple[dict[str, Any], bytes]]
-OnWatch = Callable[[bytes], None]  # a lease announced by any process
-OnEvents = Callable[[str, bytes], None]  # (source id, entry or skip notice) from another process
-
-
-class Fanout(Protocol):
-    @property
-    def connected(self) -> bool: ...
-
-    async def start(self, on_watch: OnWatch, on_events: OnEvents) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def announce(self, payload: bytes) -> None: ...
-
-    async def publish(self, source_id: str, payload: bytes) -> None: ...
-
-    async def listen(self, source_id: str) -> None: ...
-
-    async def unlisten(self, source_id: str) -> None: ...
 
 
 class Listener:
@@ -130,6 +112,7 @@ class Tap:
         self._buckets: dict[str, tuple[float, float]] = {}  # source -> (tokens, at)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._renewing: set[asyncio.Task[None]] = set()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -143,6 +126,11 @@ class Tap:
                     extra={"error_type": type(exc).__name__},
                 )
                 self._fanout = None
+            else:
+                # Listeners elsewhere re-announce at once: a process that starts late learns
+                # of them now rather than at their next renewal.
+                with contextlib.suppress(Exception):
+                    await self._fanout.announce(b'{"q":1}')
         self._tasks = [
             asyncio.create_task(self._explain_loop(), name="live-explain"),
             asyncio.create_task(self._lease_loop(), name="live-leases"),
@@ -155,7 +143,7 @@ class Tap:
 
     async def close(self) -> None:
         self.stopping = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._renewing]:
             await stop_task(task)
         self._tasks = []
         if self._fanout is not None:
@@ -223,6 +211,9 @@ class Tap:
     def _on_watch(self, payload: bytes) -> None:
         try:
             data = orjson.loads(payload)
+            if isinstance(data, dict) and data.get("q"):
+                self._renew_soon()
+                return
             source, listener, ttl = str(data["s"]), str(data["l"]), float(data["ttl"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             return  # not one of ours
@@ -247,6 +238,19 @@ class Tap:
             return
         for listener in listeners:
             listener.put(payload)
+
+    def _renew_soon(self) -> None:
+        if not self._listeners or self._fanout is None:
+            return
+        task = asyncio.create_task(self._renew(), name="live-renew")
+        self._renewing.add(task)
+        task.add_done_callback(self._renewing.discard)
+
+    async def _renew(self) -> None:
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                with contextlib.suppress(Exception):
+                    await self._announce(listener, LEASE_SECONDS)
 
     # --- background ------------------------------------------------------------------------
 
@@ -309,7 +313,4 @@ class Tap:
             self._recompute()
             if self._fanout is not None and now - renewed >= RENEW_SECONDS:
                 renewed = now
-                for listeners in list(self._listeners.values()):
-                    for listener in list(listeners):
-                        with contextlib.suppress(Exception):
-                            await self._announce(listener, LEASE_SECONDS)
+                await self._renew()
