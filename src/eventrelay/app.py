@@ -109,9 +109,11 @@ def app_from_environment() -> EventRelayApp:
     return create_app(rt, bootstrap_owner=True, workers=workers, workers_if_free=True)
 
 
-def _on_stop_signal(callback: Callable[[], None]) -> None:
+def _on_stop_signal(callback: Callable[[], None]) -> Callable[[], None]:
     """Also run `callback` when uvicorn is told to stop (SIGINT/SIGTERM): open live streams
-    then end, instead of holding the graceful shutdown until its timeout."""
+    then end, instead of holding the graceful shutdown until its timeout. Returns what puts
+    the previous handlers back (at shutdown)."""
+    installed: list[tuple[int, Any, Any]] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         previous = signal.getsignal(sig)
         if not callable(previous):
@@ -123,6 +125,14 @@ def _on_stop_signal(callback: Callable[[], None]) -> None:
 
         with contextlib.suppress(ValueError):  # not the main thread (tests serving in a thread)
             signal.signal(sig, handler)
+            installed.append((sig, handler, previous))
+
+    def restore() -> None:
+        for sig, handler, previous in installed:
+            if signal.getsignal(sig) is handler:  # nobody replaced it since
+                signal.signal(sig, previous)
+
+    return restore
 
 
 def create_app(
@@ -144,8 +154,7 @@ def create_app(
             admin.state.startup_refused = str(exc)
             await rt.close()
             raise
-        if rt.tap is not None:
-            _on_stop_signal(rt.tap.stop_listeners)
+        restore_signals = _on_stop_signal(rt.tap.stop_listeners) if rt.tap else lambda: None
         plane = DeliveryPlane(rt) if delivers else None
         try:
             if plane is not None:
@@ -154,6 +163,7 @@ def create_app(
             tune_gc()
             yield
         finally:
+            restore_signals()
             if plane is not None:
                 await plane.close()
             await rt.close()

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from eventrelay.routing.directory import Route, SourceEntry
 from eventrelay.routing.tap import Tap
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
+from tests.support.api import running_api
 from tests.support.examples import valid_configs
 from tests.support.live import follow
 from tests.support.server import serve_in_thread
@@ -225,3 +227,19 @@ def test_sse_parser_reads_back_what_the_server_writes(messages: list[tuple[str, 
         f": keepalive\n\nevent: {kind}\ndata: {data}\n\n" for kind, data in messages
     )
     assert list(sse_messages(wire.split("\n"))) == messages
+
+
+async def test_streams_end_when_the_server_stops(settings: Settings) -> None:
+    """SIGINT/SIGTERM reach the tap, so an open stream does not hold the graceful shutdown; the
+    hook is removed again when the app stops."""
+    before = signal.getsignal(signal.SIGINT)
+    async with running_api(settings):
+        assert signal.getsignal(signal.SIGINT) is not before  # chained in front of it
+    assert signal.getsignal(signal.SIGINT) is before
+    with node(settings) as a:
+        token = settings.owner_token_file.read_text().strip()
+        source = await admin(a.url, token, "POST", "/v1/admin/sources", {"name": "Web"})
+        async with follow(a.url, source["id"], token) as follower:
+            assert a.runtime.tap is not None
+            a.runtime.tap.stop_listeners()  # what the signal handler calls
+            await asyncio.wait_for(follower.ended.wait(), 10)

@@ -21,6 +21,7 @@ class Follower:
         self.messages: list[tuple[str, Any]] = []
         self.status: int | None = None
         self.ready = asyncio.Event()
+        self.ended = asyncio.Event()  # the server ended the stream
 
     async def wait_for(self, predicate: Any, timeout: float = 15) -> list[Any]:
         async def until() -> list[Any]:
@@ -56,6 +57,7 @@ async def follow(url: str, source_id: str, token: str) -> AsyncIterator[Follower
                         if kind == "ready":
                             follower.ready.set()
                     lines = []
+        follower.ended.set()
 
     task = asyncio.create_task(read())
     try:

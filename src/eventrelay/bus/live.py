@@ -2,13 +2,14 @@
 listeners' leases to every API process and sources' entries to the listeners' processes.
 
 Two implementations: NATS core subjects between the API processes of the scale-out shape
-(`live_nats.py`), Unix datagram sockets between the processes sharing one data directory
+(`live_nats.py`), Unix stream sockets between the processes sharing one data directory
 (`live_local.py`, `serve --processes N`).
 
-Why NATS core rather than PostgreSQL NOTIFY in scale-out: an event may be 32 KB and a NOTIFY payload stops at
-8,000 bytes; NOTIFY traffic goes through the database's commit path, which the control plane
-needs for itself; NATS is already part of the scale-out shape, sends a subject's messages only
-to the processes subscribed to it, and drops (rather than stores) what nobody listens to.
+Why NATS core rather than PostgreSQL NOTIFY in scale-out: an event may be 32 KB and a NOTIFY
+payload stops at 8,000 bytes; NOTIFY traffic goes through the database's commit path, which the
+control plane needs for itself; NATS is already part of the scale-out shape, sends a subject's
+messages only to the processes subscribed to it, and drops (rather than stores) what nobody
+listens to.
 
 Subjects, next to (never under) the delivery stream's `<prefix>.>`, so JetStream stores none:
 
