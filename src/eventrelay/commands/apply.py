@@ -243,6 +243,11 @@ def print_plan(steps: list[Step]) -> None:
 def apply(client: AdminClient, file: Path, dry_run: bool, as_json: bool) -> None:
     """Create or update sources and integrations from a YAML/JSON file (config as code).
 
+    Sources match by name in the token's organisation, integrations by name within their
+    source: what is missing is created, what differs is updated, nothing is deleted, and
+    applying the same file again changes nothing. Fields left out are kept; a config given is
+    the whole config. ${NAME} is read from the environment (keep secrets out of the file).
+
     \b
     sources:
       - name: Web shop
