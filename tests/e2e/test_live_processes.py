@@ -52,4 +52,12 @@ async def test_a_stream_shows_the_events_of_every_process(tmp_path: Path) -> Non
             def seen() -> set[str]:
                 return {d["message_id"] for k, d in follower.messages if k == "event"}
 
-            await follower.wait_for(lambda _d: sent <= seen(), timeout=20)
+            try:
+                await follower.wait_for(lambda _d: sent <= seen(), timeout=30)
+            except TimeoutError:
+                log = "".join(p.read_text()[-3000:] for p in tmp_path.glob("server-*.log"))
+                raise AssertionError(
+                    f"{len(sent - seen())} of {len(sent)} events not shown; stream ended: "
+                    f"{follower.ended.is_set()}; sockets: "
+                    f"{sorted(p.name for p in (tmp_path / '.eventrelay').glob('live-*'))}\n{log}"
+                ) from None

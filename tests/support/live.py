@@ -67,3 +67,11 @@ async def follow(url: str, source_id: str, token: str) -> AsyncIterator[Follower
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+
+
+async def eventually(check: Any, timeout: float = 10) -> None:
+    async def until() -> None:
+        while not check():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(until(), timeout)

@@ -4,8 +4,8 @@
 Each process listens on `<data dir>/live-<pid>-<random>.sock`; the socket files are the list of
 peers. A lease or an entry goes to every peer (a handful at most: the processes of one
 machine) over a connection kept open, and each peer keeps what concerns its own listeners. A
-peer that died leaves its socket file behind: the next connection to it is refused and the
-file is removed. Writing never waits: a peer more than `MAX_BUFFERED` bytes behind misses
+peer that died leaves its socket file behind: it is removed when a connection is refused and
+no process has that pid (a refusal alone may be a peer between bind() and listen()). Writing never waits: a peer more than `MAX_BUFFERED` bytes behind misses
 entries (the view samples anyway).
 
 Stream rather than datagram sockets: Linux queues at most `net.unix.max_dgram_qlen` datagrams
@@ -98,7 +98,10 @@ class UnixLiveFanout:
         try:
             _, writer = await asyncio.open_unix_connection(str(path))
         except ConnectionRefusedError:
-            _remove(path)  # its process is gone
+            # Refused: its process is gone, or is between bind() and listen() as it starts.
+            # Only a file whose process no longer exists is removed.
+            if not _alive(path):
+                _remove(path)
             return None
         except OSError:
             return None
@@ -127,6 +130,18 @@ class UnixLiveFanout:
 
     async def unlisten(self, source_id: str) -> None:
         self._listening.discard(source_id)
+
+
+def _alive(path: Path) -> bool:
+    """Whether the process named in `live-<pid>-<random>.sock` exists."""
+    try:
+        pid = int(path.name.split("-")[1])
+        os.kill(pid, 0)
+    except (IndexError, ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _remove(path: Path) -> None:
