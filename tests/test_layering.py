@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [
     {"control"},
     {"api"},
     {"app"},
+    {"commands"},
     {"cli"},
     {"__main__"},
 ]

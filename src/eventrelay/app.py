@@ -7,11 +7,14 @@ the runtime).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -29,6 +32,7 @@ from eventrelay.api.routes import (
     delivery,
     health,
     integrations,
+    live,
     org,
     sources,
     telemetry,
@@ -37,6 +41,7 @@ from eventrelay.api.routes import (
 from eventrelay.api.text_guard import NulGuard
 from eventrelay.control.bootstrap import ensure_owner
 from eventrelay.delivery.plane import DeliveryPlane
+from eventrelay.queue.sqlite import QueueLocked
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 
@@ -72,8 +77,22 @@ class EventRelayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and ingest_owns(scope["path"]):
             await self.ingest(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.admin(scope, receive, self._plain_startup_failure(send))
         else:
             await self.admin(scope, receive, send)
+
+    def _plain_startup_failure(self, send: Send) -> Send:
+        """A start refused for a reason the operator can act on (another process holds the data
+        directory) is reported as that one sentence, not as a traceback."""
+
+        async def wrapped(message: MutableMapping[str, Any]) -> None:
+            refused = getattr(self.admin.state, "startup_refused", None)
+            if message["type"] == "lifespan.startup.failed" and refused:
+                message = {**message, "message": refused}
+            await send(message)
+
+        return wrapped
 
 
 # `serve --processes N` hands the role to its children through the environment.
@@ -88,9 +107,35 @@ def app_from_environment() -> EventRelayApp:
     settings = Settings()
     logs.setup(settings.log_level, access_log=os.environ.get(SERVE_ACCESS_LOG_ENV) == "1")
     workers = os.environ.get(SERVE_WORKERS_ENV, "1") != "0"
-    return create_app(
-        Runtime.create(settings), bootstrap_owner=True, workers=workers, workers_if_free=True
-    )
+    rt = Runtime.create(settings)
+    rt.role = {"command": "serve", "address": f"http://{settings.host}:{settings.port}"}
+    return create_app(rt, bootstrap_owner=True, workers=workers, workers_if_free=True)
+
+
+def _on_stop_signal(callback: Callable[[], None]) -> Callable[[], None]:
+    """Also run `callback` when uvicorn is told to stop (SIGINT/SIGTERM): open live streams
+    then end, instead of holding the graceful shutdown until its timeout. Returns what puts
+    the previous handlers back (at shutdown)."""
+    installed: list[tuple[int, Any, Any]] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+            callback()
+            previous(signum, frame)
+
+        with contextlib.suppress(ValueError):  # not the main thread (tests serving in a thread)
+            signal.signal(sig, handler)
+            installed.append((sig, handler, previous))
+
+    def restore() -> None:
+        for sig, handler, previous in installed:
+            if signal.getsignal(sig) is handler:  # nobody replaced it since
+                signal.signal(sig, previous)
+
+    return restore
 
 
 def create_app(
@@ -106,7 +151,13 @@ def create_app(
                     f"{rt.settings.owner_token_file}):\n{secret}",
                     flush=True,
                 )
-        delivers = await rt.start(ingest=True, consume=workers, consume_if_free=workers_if_free)
+        try:
+            delivers = await rt.start(ingest=True, consume=workers, consume_if_free=workers_if_free)
+        except QueueLocked as exc:
+            admin.state.startup_refused = str(exc)
+            await rt.close()
+            raise
+        restore_signals = _on_stop_signal(rt.tap.stop_listeners) if rt.tap else lambda: None
         plane = DeliveryPlane(rt) if delivers else None
         try:
             if plane is not None:
@@ -115,6 +166,7 @@ def create_app(
             tune_gc()
             yield
         finally:
+            restore_signals()
             if plane is not None:
                 await plane.close()
             await rt.close()
@@ -141,6 +193,7 @@ def create_app(
         catalog,
         audit,
         org,
+        live,
     ):
         admin.include_router(module.router)
     admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped

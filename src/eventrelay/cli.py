@@ -1,19 +1,23 @@
-"""Command line: serve, worker, migrate, tokens, orgs, secrets."""
+"""Command line: serve, worker, migrate, tokens, orgs, secrets (on the installation), and the
+admin API commands of `commands/` (sources, integrations, send, tail, apply, sink)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from eventrelay import __version__, logs
+from eventrelay.commands import datadir
 from eventrelay.core.roles import ROLES
-from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
-from eventrelay.store import migrate
+
+if TYPE_CHECKING:
+    from eventrelay.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -22,13 +26,25 @@ def _settings(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _with_runtime(fn: Callable[[Runtime], Awaitable[T]], create_key: bool = True) -> T:
-    """Run one async operation against the configured database (migrated first)."""
-    settings = _settings()
+def _upgrade(settings: Settings) -> None:
+    # Imported when needed: the admin API commands start without the database layer.
+    from eventrelay.store import migrate
+
     migrate.upgrade(settings.resolved_database_url)
 
+
+def _with_runtime(fn: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run one async operation against the configured installation (migrated first); never
+    creates a new one (a data directory, database or key file)."""
+    settings = _settings()
+    datadir.announce(settings)
+    datadir.require_installation(settings)
+    _upgrade(settings)
+
+    from eventrelay.runtime import Runtime
+
     async def main() -> T:
-        rt = Runtime.create(settings, create_key=create_key)
+        rt = Runtime.create(settings, create_key=False)
         try:
             return await fn(rt)
         finally:
@@ -37,10 +53,45 @@ def _with_runtime(fn: Callable[[Runtime], Awaitable[T]], create_key: bool = True
     return asyncio.run(main())
 
 
-@click.group()
+class _Commands(click.Group):
+    """Commands of `commands/` are imported only when run (or listed), so each command starts
+    without the libraries of the others."""
+
+    LAZY = {
+        "sources": "eventrelay.commands.sources:sources",
+        "integrations": "eventrelay.commands.integrations:integrations",
+        "send": "eventrelay.commands.send:send",
+        "tail": "eventrelay.commands.tail:tail",
+        "apply": "eventrelay.commands.apply:apply",
+        "sink": "eventrelay.commands.sink:sink",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY:
+            import importlib
+
+            module, _, name = self.LAZY[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module), name)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(__version__, prog_name="eventrelay")
-def main() -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The installation's data directory (default: EVENTRELAY_DATA_DIR, else ./.eventrelay).",
+)
+def main(data_dir: Path | None) -> None:
     """eventrelay: self-hosted server-side event delivery."""
+    if data_dir is not None:
+        # Through the environment, so every Settings() (and `serve --processes` children) agree.
+        os.environ["EVENTRELAY_DATA_DIR"] = str(data_dir.resolve())
 
 
 @main.command()
@@ -65,11 +116,16 @@ def serve(
     import uvicorn
 
     from eventrelay.app import SERVE_ACCESS_LOG_ENV, SERVE_WORKERS_ENV, create_app
+    from eventrelay.runtime import Runtime
 
     settings = _settings(host=host, port=port, processes=processes)
+    datadir.announce(settings)
+    if workers and settings.processes == 1:
+        datadir.refuse_if_held(settings)
     logs.setup(settings.log_level, access_log=access_log)
-    migrate.upgrade(settings.resolved_database_url)
+    _upgrade(settings)
     rt = Runtime.create(settings)  # also creates the key file once, before any child starts
+    rt.role = {"command": "serve", "address": f"http://{settings.host}:{settings.port}"}
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -89,6 +145,7 @@ def serve(
     os.environ[SERVE_WORKERS_ENV] = "1" if workers else "0"
     os.environ[SERVE_ACCESS_LOG_ENV] = "1" if access_log else "0"
     os.environ["EVENTRELAY_DATA_DIR"] = str(settings.data_dir.resolve())
+    os.environ["EVENTRELAY_HOST"], os.environ["EVENTRELAY_PORT"] = settings.host, str(settings.port)
     uvicorn.run(
         "eventrelay.app:app_from_environment",
         factory=True,
@@ -105,18 +162,29 @@ def serve(
 def worker(host: str, port: int | None) -> None:
     """Run delivery workers only (scale-out: any number, next to `serve --no-workers`)."""
     from eventrelay.delivery.process import run_worker
+    from eventrelay.runtime import Runtime
 
     settings = _settings()
+    datadir.announce(settings)
+    datadir.refuse_if_held(settings)
     logs.setup(settings.log_level)
-    migrate.upgrade(settings.resolved_database_url)
-    run_worker(Runtime.create(settings), host, port)
+    _upgrade(settings)
+    rt = Runtime.create(settings)
+    rt.role = {"command": "worker", "address": f"http://{host}:{port}" if port else None}
+    run_worker(rt, host, port)
 
 
 @main.command("migrate")
 def migrate_cmd() -> None:
-    """Apply database migrations."""
+    """Apply database migrations (creates a new installation when there is none)."""
+    from eventrelay.store.vault import load_keys
+
     settings = _settings()
-    migrate.upgrade(settings.resolved_database_url)
+    datadir.announce(settings)
+    _upgrade(settings)
+    if settings.secret_key is None:  # the installation's key file, as `serve` would create it
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        load_keys(None, settings.key_file, create=True)
     click.echo("migrations applied")
 
 
@@ -196,7 +264,11 @@ def tokens_revoke(token_id: str) -> None:
 
 @main.group()
 def orgs() -> None:
-    """Organisations."""
+    """Organisations (tenants): each has its own sources, integrations, tokens and audit log.
+
+    The first start creates "Default organisation"; `tokens create --org ORG_ID` gives a token
+    of another one, and everything done with that token stays inside it.
+    """
 
 
 @orgs.command("create")
@@ -214,6 +286,7 @@ def orgs_create(name: str) -> None:
 
 @orgs.command("list")
 def orgs_list() -> None:
+    """List organisations: id and name."""
     from eventrelay.store import orgs as store
 
     async def run(rt: Runtime) -> list[Any]:
@@ -243,6 +316,8 @@ def secrets_rotate() -> None:
     from eventrelay.store.vault import read_key_file, write_key_file
 
     settings = _settings()
+    datadir.announce(settings)
+    datadir.require_installation(settings)
     if not settings.secret_key:
         keys = read_key_file(settings.key_file) if settings.key_file.exists() else []
         write_key_file(settings.key_file, [Fernet.generate_key(), *keys])

@@ -5,8 +5,9 @@ queue, routing directory, metrics), built from Settings. The HTTP app, the deliv
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from eventrelay.bus import ConfigBus
 from eventrelay.settings import Settings
@@ -16,10 +17,13 @@ from eventrelay.store.vault import Vault, load_keys
 if TYPE_CHECKING:
     from eventrelay.queue.base import Queue
     from eventrelay.routing.directory import Directory
+    from eventrelay.routing.tap import Tap
     from eventrelay.store.metrics import MetricsRecorder
 
 
-def make_queue(settings: Settings, consumer: bool = True) -> Queue:
+def make_queue(
+    settings: Settings, consumer: bool = True, holder: Mapping[str, Any] | None = None
+) -> Queue:
     url = settings.queue_url
     if url and url.startswith(("nats://", "tls://")):
         from eventrelay.queue.nats import NatsQueue
@@ -32,7 +36,25 @@ def make_queue(settings: Settings, consumer: bool = True) -> Queue:
         synchronous=settings.queue_sync,
         consumer=consumer,
         lease_seconds=settings.queue_lease_seconds,
+        holder=holder,
     )
+
+
+def make_tap(settings: Settings) -> Tap:
+    """The live view, seeing the events of every API process: across machines over NATS core
+    (scale-out), across the processes sharing one data directory over Unix sockets (embedded,
+    `serve --processes N`)."""
+    from eventrelay.routing.tap import Tap
+
+    url = settings.queue_url
+    if url and url.startswith(("nats://", "tls://")):
+        from eventrelay.bus.live_nats import NatsLiveFanout
+
+        servers = [s.strip() for s in url.split(",") if s.strip()]
+        return Tap(NatsLiveFanout(servers, settings.nats_subject_prefix))
+    from eventrelay.bus.live_local import UnixLiveFanout
+
+    return Tap(UnixLiveFanout(settings.data_dir))
 
 
 @dataclass
@@ -44,11 +66,18 @@ class Runtime:
     queue: Queue | None = None
     directory: Directory | None = None
     metrics: MetricsRecorder | None = None
+    tap: Tap | None = None  # the live view of events (API processes)
+    # What this process is (command, address), written next to the embedded queue's consumer
+    # lock so a second process on the same data directory can say who holds it.
+    role: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: Settings, create_key: bool = True) -> Runtime:
-        # The data directory holds the key file and the database: owner-only.
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        """`create_key=False` (CLI commands that only use an existing installation): create
+        neither the data directory nor a key file."""
+        if create_key:
+            # The data directory holds the key file and the database: owner-only.
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
         vault = Vault(load_keys(secret, settings.key_file, create=create_key))
         db = Database(settings.resolved_database_url)
@@ -79,7 +108,7 @@ class Runtime:
         from eventrelay.store.metrics import MetricsRecorder
 
         await self.bus.start()
-        self.queue = make_queue(self.settings, consumer=consume)
+        self.queue = make_queue(self.settings, consumer=consume, holder=self.role)
         try:
             await self.queue.start()
         except QueueLocked:
@@ -93,11 +122,15 @@ class Runtime:
         if ingest:
             self.directory = Directory(self.db, self.bus)
             await self.directory.start()
+            self.tap = make_tap(self.settings)
+            await self.tap.start()
         return consume
 
     async def close(self) -> None:
         """Stop in reverse order (the delivery plane is closed before): counters flush, the
         queue commits last."""
+        if self.tap:
+            await self.tap.close()
         if self.directory:
             await self.directory.close()
         if self.metrics:

@@ -176,6 +176,7 @@ def test_cli_tokens(tmp_path: object) -> None:
         )
         return out.stdout
 
+    subprocess.run([sys.executable, "-m", "eventrelay", "migrate"], env=env, check=True)
     out = run("create", "--role", "editor", "--name", "deploy-bot")
     token = out.strip().splitlines()[-1]
     assert token.startswith("ert_") and " " not in token

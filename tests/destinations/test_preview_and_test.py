@@ -180,3 +180,27 @@ async def test_preview_says_why_a_field_was_left_out(settings: Settings) -> None
 
 
 TIKTOK = {"pixel_id": "CABCDE1234567890", "access_token": "tt-token"}
+
+
+async def test_preview_takes_a_message_and_still_the_deprecated_event_wrapper(
+    settings: Settings,
+) -> None:
+    """The wrapper is `message`: `{"event": {...}}` read like a track call's own `event` name."""
+    async with vendor_run(settings, "meta_capi", CONFIG) as run:
+        path = f"/v1/admin/integrations/{run.integration['id']}/preview"
+        track = {"type": "track", "userId": "u", "event": "Order Completed"}
+        track["context"] = {"userAgent": "UA"}
+        new = await run.pipe.api.post(path, json={"message": track})
+        assert new.status_code == 200, new.text
+        assert new.json()["requests"][0]["body"]["data"][0]["event_name"] == "Purchase"
+        old = await run.pipe.api.post(path, json={"event": track})
+        assert old.status_code == 200, old.text  # deprecated, still accepted
+        assert old.json()["requests"][0]["body"]["data"][0]["event_name"] == "Purchase"
+        bad = await run.pipe.api.post(path, json={"message": {"type": "track", "userId": "u"}})
+        assert bad.status_code == 422
+        assert bad.json()["error"]["details"][0]["field"] == "message.event"
+        both = await run.pipe.api.post(path, json={"message": track, "batch": [track]})
+        assert both.status_code == 422
+        empty = await run.pipe.api.post(path, json={})
+        assert empty.status_code == 422
+        assert empty.json()["error"]["details"][0]["field"] == "message"

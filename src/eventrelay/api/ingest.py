@@ -266,6 +266,9 @@ class IngestApp:
             rt.metrics.add(integration_id, "queued", len(messages), at=now)
         for (integration_id, reason), count in routed.filtered.items():
             rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
+        tap = rt.tap  # live view (tail, console): one set lookup per request when nobody listens
+        if tap is not None and source.id in tap.watched:
+            tap.offer(source, accepted)
 
 
 def _lenient_json(raw: bytes, error: orjson.JSONDecodeError) -> Any:

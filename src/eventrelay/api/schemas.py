@@ -56,6 +56,15 @@ class IntegrationSummary(BaseModel):
     name: str
     enabled: bool
     status: str = Field(description="active | paused | error")
+    last_error_message: str | None = Field(
+        description="Why delivery stopped (status error), in the vendor's words, secrets redacted."
+    )
+    last_error_at: str | None
+    filtered_last_hour: dict[str, int] = Field(
+        description="Events not sent to this integration over the last hour, by reason "
+        "(consent, disabled, unmapped, ...); {} when none.",
+        examples=[{"consent": 3}],
+    )
     created_at: str
     updated_at: str
 
@@ -63,9 +72,15 @@ class IntegrationSummary(BaseModel):
 class Integration(IntegrationSummary):
     config: dict[str, Any] = Field(description='Vendor config; secret values shown as "***".')
     consent_categories: list[str]
-    last_error_message: str | None
-    last_error_at: str | None
     last_delivery_at: str | None
+
+
+class ChangePlan(BaseModel):
+    changes: dict[str, Any] = Field(
+        description='What the update would change: {field: {"old", "new"}} as in the audit log '
+        '(secrets only as "***"); {} when nothing would.',
+        examples=[{"config.url": {"old": "https://a.example", "new": "https://b.example"}}],
+    )
 
 
 class Token(BaseModel):

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventrelay.bus import Change
 from eventrelay.control.common import Name, diff
@@ -24,7 +25,7 @@ from eventrelay.destinations.base import Destination, VendorSettings
 from eventrelay.errors import ApiError, from_pydantic, invalid, not_found, validation_error
 from eventrelay.ids import new_id
 from eventrelay.runtime import Runtime
-from eventrelay.store import audit, orgs
+from eventrelay.store import audit, metrics, orgs
 from eventrelay.store import integrations as store
 from eventrelay.store import sources as source_store
 from eventrelay.store.audit import Actor
@@ -69,7 +70,11 @@ def status_for(enabled: bool) -> str:
     return "active" if enabled else "paused"
 
 
-def present_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+def present_summary(
+    row: Mapping[str, Any], filtered: Mapping[str, int] | None = None
+) -> dict[str, Any]:
+    """A list item. `filtered`: events not sent over the last hour, by reason
+    (store.metrics.filtered_last_hour), so a silent filter shows where the integration shows."""
     return {
         "id": row["id"],
         "source_id": row["source_id"],
@@ -77,27 +82,26 @@ def present_summary(row: Mapping[str, Any]) -> dict[str, Any]:
         "name": row["name"],
         "enabled": row["enabled"],
         "status": row["status"],
-        "created_at": iso_seconds(row["created_at"]),
-        "updated_at": iso_seconds(row["updated_at"]),
-    }
-
-
-def present(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "source_id": row["source_id"],
-        "type": row["type"],
-        "name": row["name"],
-        "enabled": row["enabled"],
-        "status": row["status"],
-        "config": row["config"],
-        "consent_categories": list(row["consent_categories"]),
         "last_error_message": row["last_error_message"],
         "last_error_at": iso_seconds(row["last_error_at"]),
-        "last_delivery_at": iso_seconds(row["last_delivery_at"]),
+        "filtered_last_hour": dict(filtered or {}),
         "created_at": iso_seconds(row["created_at"]),
         "updated_at": iso_seconds(row["updated_at"]),
     }
+
+
+def present(row: Mapping[str, Any], filtered: Mapping[str, int] | None = None) -> dict[str, Any]:
+    return {
+        **present_summary(row, filtered),
+        "config": row["config"],
+        "consent_categories": list(row["consent_categories"]),
+        "last_delivery_at": iso_seconds(row["last_delivery_at"]),
+    }
+
+
+async def _present_with_counts(conn: AsyncConnection, row: Mapping[str, Any]) -> dict[str, Any]:
+    filtered = await metrics.filtered_last_hour(conn, [str(row["id"])])
+    return present(row, filtered.get(str(row["id"])))
 
 
 def destination_for(type_: str) -> Destination:
@@ -219,16 +223,19 @@ async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str
 
 
 async def get(rt: Runtime, org_id: str, integration_id: str) -> dict[str, Any]:
-    async with rt.db.transaction() as conn:
+    async with rt.db.read() as conn:
         row = await store.get(conn, org_id, integration_id)
-    if row is None:
-        raise not_found("integration")
-    return present(row)
+        if row is None:
+            raise not_found("integration")
+        return await _present_with_counts(conn, row)
 
 
 async def update(
-    rt: Runtime, actor: Actor, integration_id: str, body: IntegrationUpdate
+    rt: Runtime, actor: Actor, integration_id: str, body: IntegrationUpdate, dry_run: bool = False
 ) -> dict[str, Any]:
+    """Apply `body`; an update that changes nothing writes nothing (no audit entry, same
+    updated_at). `dry_run`: validate and return {"changes": ...} (the audit diff, secrets
+    shown only as changed) without writing (`eventrelay apply --dry-run`)."""
     given = body.model_fields_set
     for field in ("name", "enabled", "config", "consent_categories"):
         if field in given and getattr(body, field) is None:
@@ -276,6 +283,13 @@ async def update(
             **diff(_audit_view(row), _audit_view(after)),
             **_secret_changes(old_secrets, new_secrets),
         }
+        if dry_run:
+            return {"changes": changes}
+        if not changes and all(
+            old_secrets == new_secrets if key == "secrets" else row[key] == value
+            for key, value in values.items()
+        ):
+            return await _present_with_counts(conn, row)
         await store.update_fields(conn, integration_id, values)
         if changes:
             await audit.record(
@@ -283,8 +297,9 @@ async def update(
             )
         fresh = await store.get(conn, actor.org_id, integration_id)
         assert fresh is not None
+        presented = await _present_with_counts(conn, fresh)
     await rt.bus.publish(Change("integration", integration_id))
-    return present(fresh)
+    return presented
 
 
 async def set_status(

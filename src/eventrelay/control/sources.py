@@ -98,7 +98,10 @@ async def get(rt: Runtime, org_id: str, source_id: str) -> dict[str, Any]:
     return present(row, keys)
 
 
-async def update(rt: Runtime, actor: Actor, source_id: str, body: SourceUpdate) -> dict[str, Any]:
+async def update(
+    rt: Runtime, actor: Actor, source_id: str, body: SourceUpdate, dry_run: bool = False
+) -> dict[str, Any]:
+    """Apply `body` (a no-op writes nothing); `dry_run`: return {"changes": ...} only."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
     if not changes:
         raise ApiError(
@@ -113,12 +116,17 @@ async def update(rt: Runtime, actor: Actor, source_id: str, body: SourceUpdate) 
             raise not_found("source")
         before = _fields(row)
         after = {**before, **changes}
-        await store.update_fields(conn, source_id, changes)
-        await audit.record(conn, actor, "source.updated", "source", source_id, diff(before, after))
-        row = await store.get(conn, actor.org_id, source_id)
-        assert row is not None
+        changed = diff(before, after)
+        if dry_run:
+            return {"changes": changed}
+        if changed:
+            await store.update_fields(conn, source_id, changes)
+            await audit.record(conn, actor, "source.updated", "source", source_id, changed)
+            row = await store.get(conn, actor.org_id, source_id)
+            assert row is not None
         keys = (await store.keys_for(conn, [source_id]))[source_id]
-    await rt.bus.publish(Change("source", source_id))
+    if changed:
+        await rt.bus.publish(Change("source", source_id))
     return present(row, keys)
 
 

@@ -42,11 +42,41 @@ MAX_PREVIEW_BODY = 64 * 1024
 
 
 class PreviewBody(BaseModel):
+    """`{"message": {...}}` or `{"batch": [...]}`. The wrapper was once `event`, which reads
+    like Segment's own `event` field (a track call's name); `event` is still accepted, deprecated."""
+
     model_config = ConfigDict(extra="forbid")
-    event: dict[str, Any] | None = Field(default=None, description="One Segment-spec event.")
+    message: dict[str, Any] | None = Field(
+        default=None, description="One Segment-spec event (a track, identify, page... call)."
+    )
     batch: Annotated[list[dict[str, Any]], Field(max_length=100)] | None = Field(
         default=None, description="Or several (at most 100)."
     )
+    event: dict[str, Any] | None = Field(
+        default=None,
+        description='Deprecated: the former name of "message".',
+        json_schema_extra={"deprecated": True},
+    )
+
+    def events(self) -> tuple[str, list[dict[str, Any]]]:
+        """(field name for error paths, the events)."""
+        given = [name for name in ("message", "batch", "event") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise validation_error(
+                [
+                    {
+                        "field": given[1],
+                        "message": f"give one of message or batch, not {given[0]} too",
+                    }
+                ]
+            )
+        if self.batch is not None:
+            return "batch", self.batch
+        if self.event is not None:
+            return "event", [self.event]
+        if self.message is not None:
+            return "message", [self.message]
+        raise validation_error([{"field": "message", "message": "give a message or a batch"}])
 
 
 def context_for(rt: Runtime, type_: str, **kwargs: Any) -> BuildContext:
@@ -114,9 +144,9 @@ async def preview(
     rt: Runtime, org_id: str, integration_id: str, body: PreviewBody
 ) -> dict[str, Any]:
     row, destination, settings, secrets, consent_default = await _load(rt, org_id, integration_id)
-    raw_events = body.batch if body.batch is not None else ([body.event] if body.event else [])
+    wrapper, raw_events = body.events()
     if not raw_events:
-        raise validation_error([{"field": "event", "message": "give an event or a batch"}])
+        raise validation_error([{"field": wrapper, "message": "give at least one event"}])
     received = Received.at(datetime.now(UTC))
     select_keys = type_keys(row["type"], destination.title)
     records: list[EventRecord] = []
@@ -124,7 +154,7 @@ async def preview(
     filtered: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
     for index, raw in enumerate(raw_events):
-        where = f"batch.{index}" if body.batch is not None else "event"
+        where = f"batch.{index}" if wrapper == "batch" else wrapper
         try:
             event = normalize(dict(raw), received)
             record = EventRecord.from_event(event)

@@ -15,8 +15,8 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -194,3 +194,24 @@ async def read(
         )
     )
     return [r._mapping for r in rows]
+
+
+async def filtered_last_hour(
+    conn: AsyncConnection, integration_ids: Sequence[str], now: float | None = None
+) -> dict[str, dict[str, int]]:
+    """Events filtered (not sent) per integration and reason over the last hour (60 one-minute
+    buckets, the current one included): one query for a whole page of integrations."""
+    if not integration_ids:
+        return {}
+    since = minute_of(now if now is not None else _now()) - timedelta(minutes=59)
+    m = delivery_metrics.c
+    rows = await conn.execute(
+        select(m.integration_id, m.key, func.sum(m.value))
+        .where(m.integration_id.in_(list(integration_ids)), m.name == "filtered", m.bucket >= since)
+        .group_by(m.integration_id, m.key)
+    )
+    out: dict[str, dict[str, int]] = {}
+    for integration_id, reason, total in rows:
+        if total:
+            out.setdefault(integration_id, {})[reason or "unknown"] = int(total)
+    return out

@@ -10,10 +10,17 @@ from starlette.responses import Response
 from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Integration, IntegrationSummary, Page
+from eventrelay.api.schemas import (
+    ERROR_RESPONSES,
+    ChangePlan,
+    Integration,
+    IntegrationSummary,
+    Page,
+)
 from eventrelay.control import integrations as control
 from eventrelay.control.integrations import IntegrationCreate, IntegrationUpdate, StatusChange
 from eventrelay.store import integrations as store
+from eventrelay.store import metrics
 from eventrelay.store.tables import integrations as table
 
 router = APIRouter(
@@ -37,8 +44,9 @@ async def list_integrations(
         query = query.where(table.c.type == type)
     async with runtime_of(request).db.read() as conn:
         rows, next_cursor = await page_or_422(conn, query, table.c.pk, cursor, limit)
+        filtered = await metrics.filtered_last_hour(conn, [r["id"] for r in rows])
     return {
-        "data": [control.present_summary(r) for r in rows],
+        "data": [control.present_summary(r, filtered.get(r["id"])) for r in rows],
         "next_cursor": next_cursor,
         "has_more": next_cursor is not None,
     }
@@ -68,6 +76,17 @@ async def update_integration(
     request: Request, integration_id: str, body: IntegrationUpdate, who: Principal = Editor
 ) -> dict[str, Any]:
     return await control.update(runtime_of(request), who.actor, integration_id, body)
+
+
+@router.post(
+    "/{integration_id}/plan",
+    response_model=ChangePlan,
+    summary="What an update with this body would change (nothing is written)",
+)
+async def plan_update(
+    request: Request, integration_id: str, body: IntegrationUpdate, who: Principal = Editor
+) -> dict[str, Any]:
+    return await control.update(runtime_of(request), who.actor, integration_id, body, dry_run=True)
 
 
 @router.delete(

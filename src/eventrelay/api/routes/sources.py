@@ -10,7 +10,7 @@ from starlette.responses import Response
 from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Page, Source
+from eventrelay.api.schemas import ERROR_RESPONSES, ChangePlan, Page, Source
 from eventrelay.control import sources as control
 from eventrelay.control.sources import SourceCreate, SourceUpdate
 from eventrelay.store import sources as store
@@ -52,6 +52,17 @@ async def update_source(
     request: Request, source_id: str, body: SourceUpdate, who: Principal = Editor
 ) -> dict[str, Any]:
     return await control.update(runtime_of(request), who.actor, source_id, body)
+
+
+@router.post(
+    "/{source_id}/plan",
+    response_model=ChangePlan,
+    summary="What an update with this body would change (nothing is written)",
+)
+async def plan_update(
+    request: Request, source_id: str, body: SourceUpdate, who: Principal = Editor
+) -> dict[str, Any]:
+    return await control.update(runtime_of(request), who.actor, source_id, body, dry_run=True)
 
 
 @router.delete(

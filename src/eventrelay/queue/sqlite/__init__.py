@@ -21,6 +21,7 @@
   next to the file (a missed wake-up costs at most the consumer's poll interval).
 """
 
-from eventrelay.queue.sqlite.queue import QueueLocked, SqliteQueue
+from eventrelay.queue.sqlite.lock import QueueLocked, describe_holder, lock_holder
+from eventrelay.queue.sqlite.queue import SqliteQueue
 
-__all__ = ["QueueLocked", "SqliteQueue"]
+__all__ = ["QueueLocked", "SqliteQueue", "describe_holder", "lock_holder"]

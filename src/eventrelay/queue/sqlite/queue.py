@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import Any
 
 import orjson
 
@@ -18,16 +17,13 @@ from eventrelay.queue.base import Delivery, Message
 from eventrelay.queue.sqlite import schema
 from eventrelay.queue.sqlite.consumer import Chunk, Item, StreamState
 from eventrelay.queue.sqlite.dedup import DedupWindow
+from eventrelay.queue.sqlite.lock import take_lock
 from eventrelay.queue.sqlite.wake import WakeSender, listen
 from eventrelay.queue.sqlite.writer import Writer
 
 _CHUNKS_PER_READ = 16
 
 Settled = tuple[list[tuple[int]], list[tuple[bytes, int]]]
-
-
-class QueueLocked(RuntimeError):
-    pass
 
 
 class SqliteQueue:
@@ -39,6 +35,7 @@ class SqliteQueue:
         dedup_capacity: int = 200_000,
         consumer: bool = True,
         lease_seconds: float = 60.0,
+        holder: Mapping[str, Any] | None = None,
     ) -> None:
         self._path = path
         # A consumer takes the lock file and may pull; a publisher-only instance (an API process
@@ -52,7 +49,8 @@ class SqliteQueue:
         self._dedup = DedupWindow(dedup_window, dedup_capacity)
         self._streams: dict[str, StreamState] = {}
         self._writer: Writer | None = None
-        self._lock_file: IO[str] | None = None
+        self._lock_fd: int | None = None
+        self._holder = dict(holder or {})  # who we are, written into the consumer's lock
         self._wake_path = path.with_suffix(".wake")
         self._wake_out: WakeSender | None = None
         self._wake_in: asyncio.DatagramTransport | None = None
@@ -62,16 +60,7 @@ class SqliteQueue:
     async def start(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         if self._consumer:
-            lock = open(self._path.with_suffix(".lock"), "w")  # noqa: SIM115, ASYNC230 - held until close
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                lock.close()
-                raise QueueLocked(
-                    f"another eventrelay process consumes {self._path}: one delivery process per"
-                    " data directory (run the others with `serve --no-workers`)"
-                ) from None
-            self._lock_file = lock
+            self._lock_fd = take_lock(self._path, self._holder)
         writer = Writer(self._path, self._synchronous, asyncio.get_running_loop())
         writer.start()
         await asyncio.to_thread(writer.ready.wait)
@@ -96,9 +85,9 @@ class SqliteQueue:
         if self._writer is not None:
             await asyncio.to_thread(self._writer.stop)
             self._writer = None
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def _on_wake(self, streams: list[str]) -> None:
         for stream in streams:
