@@ -162,7 +162,7 @@ async def test_live_view_needs_the_editor_role_and_a_source_of_the_org(settings:
 
 
 def _source(routes: tuple[Route, ...] = ()) -> SourceEntry:
-    return SourceEntry("src_1", "org_1", "deny", ("*",), routes)
+    return SourceEntry("src_1", "org_1", "Web", "deny", ("*",), routes)
 
 
 def _events(count: int) -> list[tuple[dict[str, Any], bytes]]:
@@ -188,7 +188,7 @@ async def test_nobody_listening_costs_ingest_a_set_lookup_and_nothing_is_kept() 
 
 async def test_the_view_samples_instead_of_falling_behind(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tap_module, "LISTENER_BUFFER", 50)
-    route = Route("int_1", "webhook", True, True, ())
+    route = Route("int_1", "webhook", "Webhook", ("webhook",), True, True, ())
     tap = Tap()
     await tap.start()
     try:

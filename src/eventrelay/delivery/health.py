@@ -123,9 +123,13 @@ class IntegrationHealth:
         if now - self._last_error_write >= _WRITE_EVERY:
             self._last_error_write = now
             async with self._db.transaction() as conn:
+                # Never over the error state's own message: a batch failing late (its retry
+                # already handed out) must not hide why the integration stopped.
                 await conn.execute(
                     update(integrations)
-                    .where(integrations.c.id == self.integration_id)
+                    .where(
+                        integrations.c.id == self.integration_id, integrations.c.status != "error"
+                    )
                     .values(last_error_message=message, last_error_at=_dt(now))
                 )
 
