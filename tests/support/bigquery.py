@@ -88,6 +88,7 @@ class Hold:
     after: bool = False
     arrived: int = 0
     released: threading.Event = field(default_factory=threading.Event)
+    abandoned: bool = False  # released after its client died: answered 503, never forwarded
 
 
 @dataclass
@@ -165,6 +166,13 @@ class Front:
         self.holds.append(held)
         return held
 
+    def abandon(self, held: Hold) -> None:
+        """Let go of a hold whose client died: the held requests are answered 503 and never
+        reach the emulator; later ones pass."""
+        held.abandoned = True
+        self.holds.remove(held)
+        held.released.set()
+
     def reset(self) -> None:
         for held in self.holds:
             held.released.set()
@@ -219,6 +227,8 @@ class Front:
         held = next((h for h in self.holds if h.method == method and h.path.search(path)), None)
         if held is not None and not held.after:
             await self._wait(held)
+            if held.abandoned:
+                return JSONResponse(error_body(503, "backendError", "abandoned"), status_code=503)
         body = await request.body()
         if method == "POST" and path.endswith("/insertAll"):
             response = await self._insert_all(request, path, body)
@@ -341,12 +351,8 @@ class Emulator:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.proc.kill()  # in memory only: nothing to shut down cleanly
+        self.proc.wait()
         self.log.close()
 
 

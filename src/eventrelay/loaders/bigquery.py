@@ -349,6 +349,7 @@ class BigqueryLoader(Loader):
             self._ref(table),
             job_config=config,
             job_id_prefix="eventrelay_load_",
+            num_retries=0,
             timeout=self.ctx.timeout,
         )
         job.result(timeout=self.ctx.timeout, retry=NO_RETRY)
@@ -416,15 +417,17 @@ class BigqueryLoader(Loader):
     def _query(
         self, client: bigquery.Client, text: str, params: list[bigquery.ScalarQueryParameter]
     ) -> list[Any]:
+        # An explicit job id, and job_retry None in both calls: the client would otherwise run
+        # a failed query again by itself.
         job = client.query(
             text,
             job_config=bigquery.QueryJobConfig(query_parameters=params),
-            job_id_prefix="eventrelay_",
+            job_id=f"eventrelay_{uuid.uuid4().hex}",
             retry=NO_RETRY,
-            job_retry=NO_RETRY,
+            job_retry=None,
             timeout=self.ctx.timeout,
         )
-        return list(job.result(timeout=self.ctx.timeout, retry=NO_RETRY))
+        return list(job.result(timeout=self.ctx.timeout, retry=NO_RETRY, job_retry=None))
 
 
 def _nullable(f: bigquery.SchemaField) -> bigquery.SchemaField:
