@@ -49,6 +49,7 @@ class Hold:
     after: bool = False
     arrived: int = 0
     released: threading.Event = field(default_factory=threading.Event)
+    abandoned: bool = False  # released after its client died: refused, never run
 
 
 @dataclass
@@ -124,6 +125,13 @@ class Front:
         self.holds.append(held)
         return held
 
+    def abandon(self, held: Hold) -> None:
+        """Let go of a hold whose client died: a statement held before running is refused,
+        never run; later ones pass."""
+        held.abandoned = True
+        self.holds.remove(held)
+        held.released.set()
+
     def reset(self) -> None:
         for held in self.holds:
             held.released.set()
@@ -175,6 +183,9 @@ class Front:
             held = next((h for h in self.holds if h.sql.search(text)), None)
             if held is not None and not held.after:
                 await self._wait(held)
+                if held.abandoned:
+                    await self._answer(send, _failure("000604", "SQL execution canceled", "57014"))
+                    return
 
         sent = False
 
