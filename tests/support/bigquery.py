@@ -22,11 +22,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import re
 import secrets
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -44,12 +41,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.server import free_port, serve_in_thread
+from tests.support.bqemulator import PROJECT, VENV, Emulator, emulator_available
+from tests.support.server import serve_in_thread
 from tests.support.services import require
 
-PROJECT = "eventrelay-test"
 DEDUP_SECONDS = 60.0
-VENV = Path(os.environ.get("EVENTRELAY_TEST_BQEMULATOR_VENV", Path(sys.prefix) / "bqemulator"))
 
 
 def error_body(status: int, reason: str, message: str) -> dict[str, Any]:
@@ -310,52 +306,6 @@ class Front:
                 )
 
 
-class Emulator:
-    """bqemulator in a process of its own (its DuckDB build differs from fakesnow's)."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(root / "bqemulator.log", "w")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "HOME": str(VENV / "home")}
-        self.proc = subprocess.Popen(
-            [
-                str(VENV / "bin" / "bqemulator"),
-                "start",
-                "--rest-port",
-                str(self.port),
-                "--grpc-port",
-                "0",
-                "--project",
-                PROJECT,
-                "--ephemeral",
-                "--log-level",
-                "error",
-            ],
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"bqemulator exited: see {root / 'bqemulator.log'}")
-            try:
-                r = httpx.get(f"{self.url}/bigquery/v2/projects/{PROJECT}/datasets", timeout=1)
-                if r.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("bqemulator did not start")
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        self.proc.kill()  # in memory only: nothing to shut down cleanly
-        self.proc.wait()
-        self.log.close()
-
-
 @dataclass
 class BigQueryStandIn:
     front: Front
@@ -379,10 +329,6 @@ class BigQueryStandIn:
             credentials=AnonymousCredentials(),
             client_options=ClientOptions(api_endpoint=self.emulator.url),
         )
-
-
-def emulator_available() -> bool:
-    return (VENV / "bin" / "bqemulator").exists()
 
 
 @contextmanager
