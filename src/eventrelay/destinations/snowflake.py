@@ -3,7 +3,7 @@
 The writer is the warehouse one (`warehouse.py`): the seed's `table` with core columns and
 properties/traits/context as VARIANT, or Segment's layout. The loader
 (`eventrelay.loaders.snowflake`, snowflake-connector-python with key-pair auth) PUTs the batch as
-gzip NDJSON into the stage of a temporary staging table, COPY INTOs it
+gzip NDJSON into the stage of a staging table of its own, COPY INTOs it
 (docs.snowflake.com/en/sql-reference/sql/copy-into-table), and moves it into the table in one
 transaction with a row in the `EVENTRELAY_LOADS` ledger: rows whose message_id the table already
 holds (received within dedup_window_hours) are left out, or all are inserted in `append` mode.

@@ -6,8 +6,12 @@ Verified against Snowflake's documentation:
   registered (`ALTER USER ... SET RSA_PUBLIC_KEY`); snowflake-connector-python signs the login
   JWT with the private key (`private_key=`), PKCS#8 PEM, optionally encrypted.
 - PUT (docs.snowflake.com/en/sql-reference/sql/put) to a table stage (`@%table`), gzip on upload
-  (AUTO_COMPRESS); a table stage loads only into its own table, hence one temporary staging
-  table per table and batch, whose stage holds just that file.
+  (AUTO_COMPRESS). Every table has a stage, which loads only into that table
+  (docs.snowflake.com/en/user-guide/data-load-local-file-system-create-stage), hence one
+  staging table per table and batch whose stage holds just that file: TRANSIENT (no Fail-safe
+  storage), named after the integration and the batch, replaced when the batch is loaded again
+  and dropped once it committed. One a crash left behind (its events then loaded in another
+  grouping) is named EVENTRELAY_STG_<integration>_<batch>_<n> and safe to drop.
 - COPY INTO with FILE_FORMAT = (TYPE = JSON) loads each NDJSON line into one VARIANT column;
   PURGE removes the staged file once loaded (docs.snowflake.com/en/sql-reference/sql/copy-into-table).
   COPY is the statement a Snowpipe pipe runs (docs.snowflake.com/en/sql-reference/sql/create-pipe).
@@ -191,9 +195,9 @@ class SnowflakeLoader(Loader):
                     table = plan.table
                     if not table.rows:
                         continue
-                    stage = f"EVENTRELAY_STG_{written.id}_{index}".upper()
+                    stage = sql.staging_name(self.ctx.integration_id, written.id, index)
                     cur.execute(
-                        f"CREATE OR REPLACE TEMPORARY TABLE {sql.name(stage)} (RAW VARIANT)"
+                        f"CREATE OR REPLACE TRANSIENT TABLE {sql.name(stage)} (RAW VARIANT)"
                     )
                     staged.append(stage)
                     self._stage(cur, folder, stage, table)
@@ -225,7 +229,7 @@ class SnowflakeLoader(Loader):
             for stage in staged:
                 try:
                     cur.execute(f"DROP TABLE IF EXISTS {sql.name(stage)}")
-                except Exception:  # temporary: gone with the session anyway
+                except Exception:  # a broken session: the batch's retry replaces it
                     break
         rows = sum(len(p.table.rows) for p in plans if p.table.discards_for is None)
         where = self.refs(written)[0] if written.tables else s.database

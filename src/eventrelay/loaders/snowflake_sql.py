@@ -74,6 +74,10 @@ def name(identifier: str) -> str:
     return '"' + identifier.upper().replace('"', "") + '"'
 
 
+def staging_name(integration_id: str, batch_id: str, index: int) -> str:
+    return f"EVENTRELAY_STG_{integration_id}_{batch_id}_{index}".upper()
+
+
 def literal(value: str) -> str:
     if not _SAFE.match(value):
         raise ValueError(f"not an id: {value!r}")
