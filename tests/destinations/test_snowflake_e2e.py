@@ -21,7 +21,10 @@ from tests.support.process import eventrelay_process
 from tests.support.snowflake import SnowflakeStandIn, snowflake_stand_in
 from tests.support.warehouse import configure, events, process_env, send_to, warehouse_run
 
-pytestmark = pytest.mark.xdist_group("snowflake")
+# On the xdist worker of the scale-out cluster tests, one after another: the stand-ins and the
+# eventrelay processes these start take both cores in bursts, and the cluster tests time how
+# fast configuration changes reach their processes.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 
 @pytest.fixture(scope="session")
