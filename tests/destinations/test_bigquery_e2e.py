@@ -6,7 +6,6 @@ What the emulator cannot show and the front imitates is said in tests/support/bi
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,14 @@ import pytest
 from eventrelay.settings import Settings
 from tests.support.bigquery import PROJECT, BigQueryStandIn, bigquery_stand_in
 from tests.support.process import eventrelay_process
-from tests.support.warehouse import configure, events, process_env, send_to, warehouse_run
+from tests.support.warehouse import (
+    configure,
+    events,
+    process_env,
+    send_to,
+    until,
+    warehouse_run,
+)
 
 # On the xdist worker of the scale-out cluster tests, one after another: the stand-ins and the
 # eventrelay processes these start take both cores in bursts, and the cluster tests time how
@@ -91,7 +97,7 @@ async def test_ten_thousand_events_land_once_each(
         assert counts(bq, ds) == (10_000, 10_000)
         found = {r["message_id"] for r in rows(bq, ds, "events", "message_id")}
         assert found == {e["messageId"] for e in sent}
-        metrics = await run.pipe.eventually(lambda: _metric(run, "successes", 10_000), timeout=10)
+        metrics = await run.metric("successes", 10_000)
         assert metrics["retried"] == 0
     (row,) = rows(bq, ds, "events", "properties, context, `timestamp`")[:1]
     assert row["properties"]["currency"] == "EUR"  # JSON columns keep the objects
@@ -99,11 +105,6 @@ async def test_ten_thousand_events_land_once_each(
     table = bq.client().get_table(f"{PROJECT}.{ds}.events")
     assert table.time_partitioning.field == "timestamp"
     assert {f.name: f.field_type for f in table.schema}["properties"] == "JSON"
-
-
-async def _metric(run: Any, name: str, value: int) -> dict[str, Any] | None:
-    current: dict[str, Any] = await run.metrics()
-    return current if current.get(name) == value else None
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ async def test_a_load_failing_twice_is_retried_and_lands_once(
         await run.send(sent)
         await run.wait_for(lambda: counts(bq, ds)[1] == 300, timeout=60)
         assert counts(bq, ds) == (300, 300)
-        metrics = await run.pipe.eventually(lambda: _metric(run, "successes", 300), timeout=10)
+        metrics = await run.metric("successes", 300)
         assert metrics["retried"] >= 300
         failures = await run.pipe.failures(run.integration["id"])
         # Each failed attempt is in the failure log with BigQuery's own message.
@@ -235,13 +236,13 @@ async def test_sigkill_between_upload_and_load_still_lands_each_event_once(
     with eventrelay_process(tmp_path, env=process_env(bq.base_urls)) as server:
         write_key = await configure(server.base_url, tmp_path, "bigquery", cfg)
         await send_to(server.base_url, write_key, sent)
-        await _until(lambda: held.arrived >= 1)
+        await until(lambda: held.arrived >= 1)
         server.stop(signal.SIGKILL)
     bq.front.abandon(held)
     assert counts(bq, ds)[0] in (0, 2000)  # staged or streamed, never committed twice
     with eventrelay_process(tmp_path, env=process_env(bq.base_urls)):
         # Every batch committed writes its ledger row last: wait for all of them.
-        await _until(lambda: _ledger(bq, ds) == 2000, timeout=60)
+        await until(lambda: _ledger(bq, ds) == 2000, timeout=60)
     assert counts(bq, ds) == (2000, 2000)
 
 
@@ -250,11 +251,3 @@ def _ledger(bq: BigQueryStandIn, ds: str) -> int:
         return sum(r["row_count"] for r in rows(bq, ds, "eventrelay_loads"))
     except Exception:
         return 0
-
-
-async def _until(check: Any, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await asyncio.to_thread(check):
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)

@@ -7,7 +7,6 @@ What fakesnow cannot show is said in src/eventrelay/loaders/snowflake.py."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,14 @@ import pytest
 from eventrelay.settings import Settings
 from tests.support.process import eventrelay_process
 from tests.support.snowflake import SnowflakeStandIn, snowflake_stand_in
-from tests.support.warehouse import configure, events, process_env, send_to, warehouse_run
+from tests.support.warehouse import (
+    configure,
+    events,
+    process_env,
+    send_to,
+    until,
+    warehouse_run,
+)
 
 # On the xdist worker of the scale-out cluster tests, one after another: the stand-ins and the
 # eventrelay processes these start take both cores in bursts, and the cluster tests time how
@@ -95,11 +101,6 @@ def config(sf: SnowflakeStandIn, wh: Warehouse, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def _metric(run: Any, name: str, value: int) -> dict[str, Any] | None:
-    current: dict[str, Any] = await run.metrics()
-    return current if current.get(name) == value else None
-
-
 async def test_ten_thousand_events_land_once_each(
     settings: Settings, sf: SnowflakeStandIn, wh: Warehouse
 ) -> None:
@@ -112,7 +113,7 @@ async def test_ten_thousand_events_land_once_each(
         assert wh.counts() == (10_000, 10_000)
         found = {r[0] for r in wh.query(f'SELECT "MESSAGE_ID" FROM {wh.database}.PUBLIC."EVENTS"')}
         assert found == {e["messageId"] for e in sent}
-        metrics = await run.pipe.eventually(lambda: _metric(run, "successes", 10_000), timeout=10)
+        metrics = await run.metric("successes", 10_000)
         assert metrics["retried"] == 0
     (row,) = wh.query(
         f"SELECT PROPERTIES:currency::VARCHAR, CONTEXT:page:url::VARCHAR, TYPEOF(PROPERTIES)"
@@ -139,7 +140,7 @@ async def test_a_load_failing_twice_is_retried_and_lands_once(
     async with warehouse_run(settings, "snowflake", config(sf, wh), sf.base_urls) as run:
         await run.send(sent)
         await run.wait_for(lambda: wh.counts()[1] == 300, timeout=60)
-        metrics = await run.pipe.eventually(lambda: _metric(run, "successes", 300), timeout=10)
+        metrics = await run.metric("successes", 300)
         assert metrics["retried"] >= 300
         failures = await run.pipe.failures(run.integration["id"])
         assert [f["reason"] for f in failures][:2] == ["snowflake_000625"] * 2
@@ -233,17 +234,9 @@ async def test_sigkill_between_upload_and_load_still_lands_each_event_once(
             server.base_url, tmp_path, "snowflake", config(sf, wh, load_mode=mode)
         )
         await send_to(server.base_url, write_key, sent)
-        await _until(lambda: held.arrived >= 1)
+        await until(lambda: held.arrived >= 1)
         server.stop(signal.SIGKILL)
     sf.front.abandon(held)
     with eventrelay_process(tmp_path, env=process_env(sf.base_urls)):
-        await _until(lambda: wh.ledger() == 2000, timeout=60)
+        await until(lambda: wh.ledger() == 2000, timeout=60)
     assert wh.counts() == (2000, 2000)
-
-
-async def _until(check: Any, timeout: float = 30.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await asyncio.to_thread(check):
-        assert loop.time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)

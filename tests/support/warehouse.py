@@ -4,6 +4,7 @@ EVENTRELAY_VENDOR_BASE_URLS, and events sent the way SDKs send them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -66,12 +67,21 @@ class WarehouseRun:
 
     async def wait_for(self, check: Callable[[], Any], timeout: float = 60.0) -> Any:
         """Until `check()` (sync, e.g. a count in the warehouse, run in a thread) is truthy."""
-        import asyncio
 
         async def poll() -> Any:
             return await asyncio.to_thread(check)
 
         return await self.pipe.eventually(poll, timeout)
+
+    async def metric(self, name: str, value: int, timeout: float = 10.0) -> dict[str, Any]:
+        """The metrics, once the counter `name` has reached `value`."""
+
+        async def check() -> dict[str, Any] | None:
+            current = await self.metrics()
+            return current if current.get(name) == value else None
+
+        result: dict[str, Any] = await self.pipe.eventually(check, timeout)
+        return result
 
     async def admin(self, action: str, **body: Any) -> httpx.Response:
         path = f"/v1/admin/integrations/{self.integration['id']}/{action}"
@@ -122,3 +132,12 @@ async def send_to(base_url: str, write_key: str, batch: list[dict[str, Any]]) ->
         for start in range(0, len(batch), BATCH):
             r = await client.post("/v1/batch", json={"batch": batch[start : start + BATCH]})
             assert r.status_code == 200, r.text
+
+
+async def until(check: Callable[[], Any], timeout: float = 30.0) -> None:
+    """Until `check()` (sync, run in a thread) is truthy."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(check):
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.1)
