@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+BQEMU := $(VENV)/bqemulator
 HOST ?= 127.0.0.1
 PORT ?= 8084
 
@@ -16,9 +17,18 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[data]'
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(BQEMU)/.installed | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[data,test,bench]'
 	touch $@ $(VENV)/.installed
+
+# The BigQuery stand-in runs from a virtualenv of its own (its duckdb and sqlglot pins clash
+# with fakesnow's); DuckDB's spatial extension is installed from its wheel, so it starts offline.
+$(BQEMU)/.installed: tests/support/bqemulator-requirements.txt | $(BIN)/python
+	$(PYTHON) -m venv $(BQEMU)
+	$(BQEMU)/bin/pip install --quiet -r tests/support/bqemulator-requirements.txt
+	mkdir -p $(BQEMU)/home
+	HOME=$(abspath $(BQEMU))/home $(BQEMU)/bin/python -c "import duckdb, pathlib, duckdb_extension_spatial as m; duckdb.connect().execute(\"INSTALL '\" + str(next(pathlib.Path(m.__file__).parent.glob('extensions/*/spatial.duckdb_extension'))) + \"'\")"
+	touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test

@@ -9,9 +9,11 @@ Phases (each on a fresh data directory, eventrelay as a real `eventrelay serve` 
     the same sink), and the ratio;
  5. scale-out (bench/scaleout.py): the end-to-end workload on PostgreSQL + NATS JetStream with
     one `serve --no-workers` API process and 1, then 2 `eventrelay worker` processes (skipped
-    with a reason when PostgreSQL or nats-server is absent).
+    with a reason when PostgreSQL or nats-server is absent);
+ 6. warehouses (bench/warehouses.py): events/s into the BigQuery and Snowflake stand-ins.
 
-`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout, loads), e.g.
+`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout, loads,
+warehouses), e.g.
 `python -m bench.run --only end_to_end,scaleout --seconds 8`.
 
 Load comes from `wrk` (C, Lua scripts in bench/wrk/) when installed, else from a Python
@@ -344,7 +346,7 @@ def phase_celery(sink: str, events: int, redis_url: str) -> dict[str, Any]:
     }
 
 
-PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout", "loads")
+PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout", "loads", "warehouses")
 
 
 def parse_args() -> argparse.Namespace:
@@ -365,6 +367,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--skip-celery", action="store_true")
     parser.add_argument("--skip-scaleout", action="store_true")
+    parser.add_argument(
+        "--warehouse-events", type=int, default=10_000, help="events loaded into each warehouse"
+    )
     parser.add_argument(
         "--only",
         type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
@@ -403,6 +408,7 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
         "celery": "Celery + Redis",
         "scaleout": "scale-out (PostgreSQL + NATS JetStream, 1 API + 1/2 workers)",
         "loads": "file-loading destinations (S3, Redshift; 20 full buffers)",
+        "warehouses": "warehouse loads (BigQuery and Snowflake stand-ins)",
     }
     with process([PYTHON, str(BENCH / "sink.py"), str(sink_port)]):
         wait_http(sink + "/stats")
@@ -422,6 +428,10 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
                 from bench.loads import phase_loads
 
                 results.update(phase_loads())
+            elif phase == "warehouses":
+                from bench.warehouses import phase_warehouses
+
+                results.update(phase_warehouses(args.warehouse_events))
 
 
 def save(results: dict[str, Any], merge: bool) -> None:
@@ -471,6 +481,10 @@ def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
     from bench.loads import print_loads
 
     print_loads(results)
+    if "warehouse_events" in results:
+        from bench.warehouses import print_report as print_warehouses
+
+        print_warehouses(results)
 
 
 def main() -> None:

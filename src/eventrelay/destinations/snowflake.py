@@ -1,17 +1,35 @@
-"""Snowflake, Snowpipe."""
+"""Snowflake: the batch staged as a file and loaded with COPY INTO, the statement Snowpipe runs.
+
+The writer is the warehouse one (`warehouse.py`): the seed's `table` with core columns and
+properties/traits/context as VARIANT, or Segment's layout. The loader
+(`eventrelay.loaders.snowflake`, snowflake-connector-python with key-pair auth) PUTs the batch as
+gzip NDJSON into the stage of a staging table of its own, COPY INTOs it
+(docs.snowflake.com/en/sql-reference/sql/copy-into-table), and moves it into the table in one
+transaction with a row in the `EVENTRELAY_LOADS` ledger: rows whose message_id the table already
+holds (received within dedup_window_hours) are left out, or all are inserted in `append` mode.
+
+Names: unquoted Snowflake identifiers are upper case; eventrelay quotes every name in upper case
+("MESSAGE_ID"), which reads the same as unquoted and is safe for reserved words (a property named
+`order`). Limits (docs.snowflake.com/en/sql-reference/identifiers-syntax,
+docs.snowflake.com/en/sql-reference/data-types-text): identifiers up to 255 characters, VARCHAR
+and VARIANT values up to 16 MB; larger values go to `_discards`.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from eventrelay.destinations.base import Destination, VendorSettings
+from eventrelay.destinations.base import VendorSettings
 from eventrelay.destinations.fields import Secret, SqlIdentifier
+from eventrelay.destinations.loading import WarehouseSettings
+from eventrelay.destinations.tables import Dialect
+from eventrelay.destinations.warehouse import WarehouseDestination
 
 
-class SnowflakeSettings(VendorSettings):
+class SnowflakeSettings(WarehouseSettings):
     account: Annotated[
         str,
         Field(
@@ -27,6 +45,14 @@ class SnowflakeSettings(VendorSettings):
     private_key_passphrase: Secret | None = None
     warehouse: SqlIdentifier | None = None
     role: SqlIdentifier | None = None
+    load_mode: Annotated[
+        Literal["dedup", "append"],
+        Field(
+            description="dedup: an event whose message_id is already in the table (received"
+            " within dedup_window_hours) is not loaded again, the first load wins; append: every"
+            " event is inserted (cheaper; a client's resent event may appear twice)."
+        ),
+    ] = "dedup"
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -60,15 +86,24 @@ class SnowflakeSettings(VendorSettings):
         return self
 
 
-class Snowflake(Destination):
+class Snowflake(WarehouseDestination):
     type = "snowflake"
     title = "Snowflake"
     vendor = "Snowflake"
-    api = "Snowpipe"
-    category = "warehouse"
-    docs_url = "https://docs.snowflake.com/en/user-guide/data-load-snowpipe-rest-apis"
+    api = "COPY INTO (Snowpipe's load statement)"
+    docs_url = "https://docs.snowflake.com/en/sql-reference/sql/copy-into-table"
     Settings = SnowflakeSettings
-    max_batch = 5000
+    extra = "snowflake"
+    extra_modules = ("snowflake.connector",)
+    dialect = Dialect(
+        max_identifier_bytes=255,
+        max_string_bytes=16_777_216,
+        max_json_bytes=16_000_000,
+    )
+
+    def table_name(self, settings: VendorSettings) -> str:
+        assert isinstance(settings, SnowflakeSettings)
+        return settings.table.lower()
 
 
 destination = Snowflake()

@@ -118,6 +118,8 @@ class Loader(abc.ABC):
 LOADERS: dict[str, str] = {
     "s3": "eventrelay.loaders.s3:S3Loader",
     "redshift": "eventrelay.loaders.redshift:RedshiftLoader",
+    "bigquery": "eventrelay.loaders.bigquery:BigqueryLoader",
+    "snowflake": "eventrelay.loaders.snowflake:SnowflakeLoader",
 }
 
 
