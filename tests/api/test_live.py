@@ -232,10 +232,15 @@ def test_sse_parser_reads_back_what_the_server_writes(messages: list[tuple[str, 
 async def test_streams_end_when_the_server_stops(settings: Settings) -> None:
     """SIGINT/SIGTERM reach the tap, so an open stream does not hold the graceful shutdown; the
     hook is removed again when the app stops."""
-    before = signal.getsignal(signal.SIGINT)
-    async with running_api(settings):
-        assert signal.getsignal(signal.SIGINT) is not before  # chained in front of it
-    assert signal.getsignal(signal.SIGINT) is before
+    # A handler like uvicorn's (the test may run with SIGINT ignored, e.g. in the background).
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT)
+        async with running_api(settings):
+            assert signal.getsignal(signal.SIGINT) is not before  # chained in front of it
+        assert signal.getsignal(signal.SIGINT) is before
+    finally:
+        signal.signal(signal.SIGINT, inherited)
     with node(settings) as a:
         token = settings.owner_token_file.read_text().strip()
         source = await admin(a.url, token, "POST", "/v1/admin/sources", {"name": "Web"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from eventrelay.settings import Settings
+from tests.support.planned import planned_destination
 from tests.support.sink import Sink
 from tests.support.vendor import vendor_run
 
@@ -111,19 +112,12 @@ async def test_webhook_test_and_roles(settings: Settings) -> None:
             r = await api.post(f"/v1/admin/integrations/{hook['id']}/test")
             assert r.json()["ok"] is True
             assert sink.requests[-1].json()["event"] == "Order Completed"
-            warehouse = await api.make_integration(
-                run.source["id"],
-                type="bigquery",  # a type whose delivery is still planned
-                config={
-                    "project_id": "my-project",
-                    "dataset_id": "analytics",
-                    "table_id": "events",
-                    "service_account_json": '{"type": "service_account",'
-                    ' "client_email": "a@b.iam.gserviceaccount.com", "private_key": "k"}',
-                },
-            )
-            r = await api.post(f"/v1/admin/integrations/{warehouse['id']}/test")
-            assert r.status_code == 409
+            with planned_destination() as type_:
+                planned = await api.make_integration(
+                    run.source["id"], type=type_, config={"url": sink.url + "/hook"}
+                )
+                r = await api.post(f"/v1/admin/integrations/{planned['id']}/test")
+                assert r.status_code == 409
     finally:
         await sink.close()
 

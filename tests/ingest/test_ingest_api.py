@@ -13,6 +13,7 @@ import pytest
 from eventrelay.settings import Settings
 from tests.support.examples import valid_configs
 from tests.support.pipeline import Pipeline, basic, running_pipeline
+from tests.support.planned import planned_destination
 
 
 @pytest.fixture
@@ -339,14 +340,14 @@ async def test_events_of_a_paused_integration_expire_counted(settings: Settings)
         assert await queued(pipe, integration["id"]) == 0
 
 
-async def test_warehouse_types_are_counted_unavailable(pipe: Pipeline) -> None:
-    src = await pipe.api.make_source()
-    # redshift: still "planned" here (bigquery and snowflake deliver)
-    planned = await pipe.api.make_integration(
-        src["id"], type="redshift", config=valid_configs()["redshift"]
-    )
-    await pipe.ingest("/v1/track", src["write_key"], {"userId": "u", "event": "x"})
-    assert (await pipe.metrics(planned["id"]))["filtered.unavailable"] == 1
+async def test_types_without_delivery_are_counted_unavailable(pipe: Pipeline) -> None:
+    with planned_destination() as type_:
+        src = await pipe.api.make_source()
+        planned = await pipe.api.make_integration(
+            src["id"], type=type_, config={"url": "https://hooks.example.com/in"}
+        )
+        await pipe.ingest("/v1/track", src["write_key"], {"userId": "u", "event": "x"})
+        assert (await pipe.metrics(planned["id"]))["filtered.unavailable"] == 1
 
 
 async def test_get_is_405(pipe: Pipeline) -> None:
