@@ -32,6 +32,22 @@ async def test_peers_exchange_leases_and_the_entries_of_sources_they_follow(tmp_
     assert list(tmp_path.glob("live-*.sock")) == []
 
 
+async def test_a_data_directory_deeper_than_a_socket_path_may_be(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # over the 108 bytes a socket path holds
+    got: list[tuple[str, bytes]] = []
+    a, b = UnixLiveFanout(deep), UnixLiveFanout(deep)
+    await a.start(lambda _p: None, lambda _s, _p: None)
+    await b.start(lambda _p: None, lambda s, p: got.append((s, p)))
+    try:
+        await b.listen("src_1")
+        await a.publish("src_1", b'{"n":1}')
+        await eventually(lambda: got == [("src_1", b'{"n":1}')])
+    finally:
+        await a.close()
+        await b.close()
+    assert list(deep.glob("live-*.sock")) == []
+
+
 async def test_a_refused_peer_is_forgotten_only_when_its_process_is_gone(tmp_path: Path) -> None:
     def not_listening(name: str) -> tuple[socket.socket, Path]:
         path = tmp_path / name

@@ -12,6 +12,9 @@ Stream rather than datagram sockets: Linux queues at most `net.unix.max_dgram_ql
 (10 by default) per receiving socket, so a burst of entries would be dropped while the
 receiving process is busy; a stream has the socket buffer and the sender's transport buffer.
 
+A data directory deeper than a socket path may be (108 bytes on Linux) is reached through
+`/proc/self/fd/<descriptor of the directory>/`, which is short whatever the directory's path.
+
 Frames: a 4-byte big-endian length, then `W<lease JSON>` or `E<source id>\\n<entry>`.
 """
 
@@ -44,18 +47,26 @@ class UnixLiveFanout:
         self._listening: set[str] = set()
         self._on_watch: OnWatch | None = None
         self._on_events: OnEvents | None = None
+        self._dir_fd: int | None = None  # for socket paths too long to name directly
 
     @property
     def connected(self) -> bool:
         return self._server is not None
 
     async def start(self, on_watch: OnWatch, on_events: OnEvents) -> None:
-        if len(str(self._path)) > _PATH_MAX:
-            raise OSError(f"socket path too long for this system: {self._path}")
         self._on_watch, self._on_events = on_watch, on_events
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._server = await asyncio.start_unix_server(self._serve, path=str(self._path))
+        if len(str(self._path)) > _PATH_MAX:
+            if not Path("/proc/self/fd").is_dir():
+                raise OSError(f"socket path too long for this system: {self._path}")
+            self._dir_fd = os.open(self._dir, os.O_PATH | os.O_DIRECTORY)
+        self._server = await asyncio.start_unix_server(self._serve, path=self._address(self._path))
         os.chmod(self._path, 0o600)
+
+    def _address(self, path: Path) -> str:
+        if self._dir_fd is None:
+            return str(path)
+        return f"/proc/self/fd/{self._dir_fd}/{path.name}"
 
     async def close(self) -> None:
         if self._server is not None:
@@ -63,6 +74,9 @@ class UnixLiveFanout:
             self._server = None
             with contextlib.suppress(FileNotFoundError):
                 self._path.unlink()
+        if self._dir_fd is not None:
+            os.close(self._dir_fd)
+            self._dir_fd = None
         for writer in [*self._peers.values(), *self._incoming]:
             writer.close()
         self._peers.clear()
@@ -96,7 +110,7 @@ class UnixLiveFanout:
         if writer is not None and not writer.is_closing():
             return writer
         try:
-            _, writer = await asyncio.open_unix_connection(str(path))
+            _, writer = await asyncio.open_unix_connection(self._address(path))
         except ConnectionRefusedError:
             # Refused: its process is gone, or is between bind() and listen() as it starts.
             # Only a file whose process no longer exists is removed.
