@@ -111,17 +111,17 @@ async def test_webhook_test_and_roles(settings: Settings) -> None:
             r = await api.post(f"/v1/admin/integrations/{hook['id']}/test")
             assert r.json()["ok"] is True
             assert sink.requests[-1].json()["event"] == "Order Completed"
-            warehouse = await api.make_integration(
+            warehouse = await api.stored_integration(
                 run.source["id"],
-                type="s3",
-                config={
+                "s3",
+                {
                     "bucket": "my-bucket",
                     "region": "us-east-1",
                     "access_key_id": "AKIAIOSFODNN7EXAMPLE",
                     "secret_access_key": "x",
                 },
             )
-            r = await api.post(f"/v1/admin/integrations/{warehouse['id']}/test")
+            r = await api.post(f"/v1/admin/integrations/{warehouse}/test")
             assert r.status_code == 409
     finally:
         await sink.close()

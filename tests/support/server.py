@@ -21,8 +21,16 @@ def free_port() -> int:
 @contextmanager
 def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     port = port or free_port()
+    # The asyncio loop, not uvloop: its name lookups go through socket.getaddrinfo, which the
+    # offline guard watches (tests/support/offline.py).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        loop="asyncio",
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

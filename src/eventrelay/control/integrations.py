@@ -10,12 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventrelay.bus import Change
 from eventrelay.control.common import Name, diff
+from eventrelay.control.redirects import refuse_redirected_secrets
 from eventrelay.core.config_secrets import (
     MASK,
     dotted,
     flatten,
+    keep_stored,
     masked_secret_paths,
-    restore_masked,
     split_secrets,
 )
 from eventrelay.destinations import registry
@@ -167,8 +168,23 @@ def _secret_changes(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str,
     return changes
 
 
+def refuse_planned(destination: Destination) -> None:
+    """A type whose delivery is not built yet is in the catalog ("delivery": "planned") but
+    cannot be created: it would accept events and deliver none."""
+    if not destination.delivers:
+        ready = ", ".join(sorted(t for t, d in registry.DESTINATIONS.items() if d.delivers))
+        raise ApiError(
+            422,
+            "type_not_available",
+            f"type: {destination.type} cannot deliver events yet (its catalog entry says "
+            f'"delivery": "planned"); types that deliver: {ready}',
+            [{"field": "type", "message": f"{destination.type} cannot deliver events yet"}],
+        )
+
+
 async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str, Any]:
     destination = destination_for(body.type)
+    refuse_planned(destination)
     settings = validate_config(destination, body.config)
     await check_targets(rt, destination, settings)
     public, secrets = split_secrets(settings)
@@ -259,7 +275,9 @@ async def update(
             if body.enabled:
                 values["failing_since"] = None
         if body.config is not None:
-            settings = validate_config(destination, restore_masked(body.config, old_secrets))
+            incoming, kept = keep_stored(body.config, old_secrets)
+            settings = validate_config(destination, incoming)
+            refuse_redirected_secrets(destination, row["config"], settings, kept)
             await check_targets(rt, destination, settings)
             values["config"], new_secrets = split_secrets(settings)
             values["secrets"] = rt.vault.encrypt_json(new_secrets)

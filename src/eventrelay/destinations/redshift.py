@@ -7,18 +7,18 @@ from typing import Annotated
 from pydantic import Field
 
 from eventrelay.destinations.base import Destination, VendorSettings
-from eventrelay.destinations.fields import Hostname, Port, S3Bucket, Secret, SqlIdentifier
+from eventrelay.destinations.fields import ENDPOINT, Hostname, Port, S3Bucket, Secret, SqlIdentifier
 
 
 class RedshiftSettings(VendorSettings):
-    host: Hostname
-    port: Port = 5439
+    host: Annotated[Hostname, Field(json_schema_extra=ENDPOINT)]
+    port: Annotated[Port, Field(json_schema_extra=ENDPOINT)] = 5439
     database: SqlIdentifier
     schema_: Annotated[SqlIdentifier, Field(alias="schema")]
     table: SqlIdentifier
     user: SqlIdentifier
     password: Secret
-    s3_staging_bucket: S3Bucket
+    s3_staging_bucket: Annotated[S3Bucket, Field(json_schema_extra=ENDPOINT)]
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 

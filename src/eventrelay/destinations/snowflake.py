@@ -8,7 +8,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from eventrelay.destinations.base import Destination, VendorSettings
-from eventrelay.destinations.fields import Secret, SqlIdentifier
+from eventrelay.destinations.fields import ENDPOINT, Secret, SqlIdentifier
 
 
 class SnowflakeSettings(VendorSettings):
@@ -17,6 +17,8 @@ class SnowflakeSettings(VendorSettings):
         Field(
             pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
             description="Account identifier, e.g. xy12345.us-east-1 or orgname-account.",
+            # It names the host: https://<account>.snowflakecomputing.com
+            json_schema_extra=ENDPOINT,
         ),
     ]
     database: SqlIdentifier

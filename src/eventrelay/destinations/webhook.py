@@ -25,7 +25,7 @@ from eventrelay.destinations.base import (
     VendorSettings,
 )
 from eventrelay.destinations.classify import body_text, classify_status
-from eventrelay.destinations.fields import HttpUrl, Secret
+from eventrelay.destinations.fields import ENDPOINT, HttpUrl, Secret
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 # Headers eventrelay owns: framing, content type and the Standard Webhooks signature.
@@ -51,7 +51,10 @@ def decode_signing_secret(value: str) -> bytes:
 
 
 class WebhookSettings(VendorSettings):
-    url: Annotated[HttpUrl, Field(description="Absolute http(s) URL events are sent to.")]
+    url: Annotated[
+        HttpUrl,
+        Field(description="Absolute http(s) URL events are sent to.", json_schema_extra=ENDPOINT),
+    ]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: Annotated[
         dict[str, SecretStr],
