@@ -5,6 +5,7 @@ queue, routing directory, metrics), built from Settings. The HTTP app, the deliv
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,12 @@ if TYPE_CHECKING:
     from eventrelay.queue.base import Queue
     from eventrelay.routing.directory import Directory
     from eventrelay.store.metrics import MetricsRecorder
+
+
+# Name resolution for user-supplied targets: (host, port) -> addresses; raises OSError when the
+# name does not resolve. None means the system resolver; tests inject one so that public-looking
+# names never reach DNS.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
 def make_queue(settings: Settings, consumer: bool = True) -> Queue:
@@ -39,6 +46,7 @@ class Runtime:
     queue: Queue | None = None
     directory: Directory | None = None
     metrics: MetricsRecorder | None = None
+    resolver: Resolver | None = None
 
     @classmethod
     def create(cls, settings: Settings, create_key: bool = True) -> Runtime:

@@ -344,6 +344,6 @@ async def check_targets(rt: Runtime, destination: Destination, settings: VendorS
 
     for url in destination.target_urls(settings):
         try:
-            await check_url(url, must_resolve=False)
+            await check_url(url, must_resolve=False, resolver=rt.resolver)
         except TargetRefused as exc:
             raise invalid("config.url", str(exc)) from None

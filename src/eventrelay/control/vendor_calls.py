@@ -158,7 +158,9 @@ def _build(
 async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, Any]:
     row, destination, settings, secrets, _ = await _load(rt, org_id, integration_id)
     # A sender of its own: a test call is rare, and the API may run without delivery here.
-    sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
+    sender = HttpSender(
+        rt.settings.http_timeout_seconds, rt.settings.allow_private_targets, rt.resolver
+    )
     await sender.start()
     try:
         ctx = context_for(rt, row["type"], test_mode=True)
