@@ -35,6 +35,7 @@ class WriteKey(BaseModel):
     id: str
     key: str
     created_at: str
+    expires_at: str | None = Field(description="Set by a rotation: the key stops working then.")
     revoked_at: str | None
 
 

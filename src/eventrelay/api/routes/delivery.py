@@ -34,15 +34,8 @@ async def get_metrics(
     granularity: Literal["minute", "hour", "day"] = "hour",
     who: Principal = Viewer,
 ) -> dict[str, Any]:
-    from datetime import UTC
-
-    def aware(value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
     return await metrics_report(
-        runtime_of(request), who.org_id, integration_id, aware(start), aware(end), granularity
+        runtime_of(request), who.org_id, integration_id, start, end, granularity
     )
 
 

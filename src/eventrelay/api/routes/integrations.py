@@ -49,7 +49,12 @@ async def create_integration(
     request: Request, body: IntegrationCreate, who: Principal = Editor
 ) -> Response:
     rt = runtime_of(request)
-    return await run_idempotent(request, who, lambda: control.create(rt, who.actor, body))
+    return await run_idempotent(
+        request,
+        who,
+        lambda: control.create(rt, who.actor, body),
+        replay=lambda integration_id: control.get(rt, who.org_id, integration_id),
+    )
 
 
 @router.get("/{integration_id}", response_model=Integration, summary="Get an integration")

@@ -35,7 +35,10 @@ async def list_tokens(
 @router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")
 async def create_token(request: Request, body: TokenCreate, who: Principal = Owner) -> Response:
     rt = runtime_of(request)
-    return await run_idempotent(request, who, lambda: control.create(rt, who.actor, body))
+    # No replay: the token is shown once and never stored, not even for idempotency.
+    return await run_idempotent(
+        request, who, lambda: control.create(rt, who.actor, body), replay=None
+    )
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
