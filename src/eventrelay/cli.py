@@ -236,7 +236,7 @@ def secrets_rotate() -> None:
     """
     from cryptography.fernet import Fernet
 
-    from eventrelay.control.secrets import reencrypt_all
+    from eventrelay.control.secrets import RotationRefused, rotate
     from eventrelay.store.vault import read_key_file, write_key_file
 
     settings = _settings()
@@ -244,5 +244,8 @@ def secrets_rotate() -> None:
         keys = read_key_file(settings.key_file) if settings.key_file.exists() else []
         write_key_file(settings.key_file, [Fernet.generate_key(), *keys])
         click.echo(f"added a new key to {settings.key_file} ({len(keys) + 1} keys)")
-    count = _with_runtime(reencrypt_all)
+    try:
+        count = _with_runtime(rotate)
+    except RotationRefused as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"re-encrypted {count} integration(s) with the newest key")

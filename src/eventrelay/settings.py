@@ -26,7 +26,13 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Comma-separated Fernet keys, newest first. Default: <data_dir>/secret.key.",
+        description="Comma-separated Fernet keys, newest first. Default: the key file.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="Key file (one key a line, newest first), read again when it changes: "
+        "mount the same file in every scale-out process. Default: <data_dir>/secret.key, "
+        "created on first start.",
     )
     host: str = "127.0.0.1"
     port: int = 8084
@@ -101,7 +107,7 @@ class Settings(BaseSettings):
 
     @property
     def key_file(self) -> Path:
-        return self.data_dir / "secret.key"
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def owner_token_file(self) -> Path:
