@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import Receive, Scope, Send
 
 from eventrelay import __version__, logs
@@ -116,7 +117,9 @@ def create_app(
                 await plane.close()
             await rt.close()
 
-    admin = FastAPI(
+    # /docs is Swagger UI with its assets served from the fastapi-offline package, not a CDN:
+    # it works on a machine without internet access.
+    admin = FastAPIOffline(
         title="eventrelay",
         version=__version__,
         description=DESCRIPTION,
@@ -124,6 +127,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url="/docs/assets",
     )
     admin.state.runtime = rt
     admin.state.delivery = None  # the DeliveryPlane, while this process delivers

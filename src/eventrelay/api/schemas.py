@@ -157,3 +157,24 @@ class DeliveryFailure(BaseModel):
     message_ids: list[str]
     request: dict[str, Any] | None
     response: dict[str, Any] | None
+
+
+# One concrete class per page: /openapi.json names them "SourcePage", not "Page_Source_".
+class SourcePage(Page[Source]):
+    pass
+
+
+class IntegrationSummaryPage(Page[IntegrationSummary]):
+    pass
+
+
+class TokenPage(Page[Token]):
+    pass
+
+
+class AuditEntryPage(Page[AuditEntry]):
+    pass
+
+
+class DeliveryFailurePage(Page[DeliveryFailure]):
+    pass

@@ -9,7 +9,11 @@ from fastapi import APIRouter, Query, Request
 
 from eventrelay.api.deps import Editor, Principal, Viewer, runtime_of
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, DeliveryFailure, DeliveryMetrics, Page
+from eventrelay.api.schemas import (
+    ERROR_RESPONSES,
+    DeliveryFailurePage,
+    DeliveryMetrics,
+)
 from eventrelay.control.delivery_report import metrics_report, present_failure
 from eventrelay.control.vendor_calls import PreviewBody, preview, send_test
 from eventrelay.errors import not_found
@@ -41,7 +45,7 @@ async def get_metrics(
 
 @router.get(
     "/{integration_id}/failures",
-    response_model=Page[DeliveryFailure],
+    response_model=DeliveryFailurePage,
     summary="Recent failed attempts, newest first (secrets redacted)",
 )
 async def list_failures(

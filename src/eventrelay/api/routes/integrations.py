@@ -10,7 +10,11 @@ from starlette.responses import Response
 from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Integration, IntegrationSummary, Page
+from eventrelay.api.schemas import (
+    ERROR_RESPONSES,
+    Integration,
+    IntegrationSummaryPage,
+)
 from eventrelay.control import integrations as control
 from eventrelay.control.integrations import IntegrationCreate, IntegrationUpdate, StatusChange
 from eventrelay.store import integrations as store
@@ -21,7 +25,7 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=Page[IntegrationSummary], summary="List integrations")
+@router.get("", response_model=IntegrationSummaryPage, summary="List integrations")
 async def list_integrations(
     request: Request,
     source_id: Annotated[str | None, Query(max_length=40)] = None,

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Page, Source
+from eventrelay.api.schemas import ERROR_RESPONSES, Source, SourcePage
 from eventrelay.control import sources as control
 from eventrelay.control.sources import SourceCreate, SourceUpdate, WriteKeyRotation
 from eventrelay.store import sources as store
@@ -19,7 +19,7 @@ from eventrelay.store.tables import sources as table
 router = APIRouter(prefix="/v1/admin/sources", tags=["sources"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=Page[Source], summary="List sources")
+@router.get("", response_model=SourcePage, summary="List sources")
 async def list_sources(
     request: Request, cursor: Cursor = None, limit: Limit = 50, who: Principal = Viewer
 ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from eventrelay.api.deps import Owner, Principal, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Page, Token, TokenCreated
+from eventrelay.api.schemas import ERROR_RESPONSES, TokenCreated, TokenPage
 from eventrelay.control import tokens as control
 from eventrelay.control.tokens import TokenCreate
 from eventrelay.store.tables import tokens as table
@@ -18,7 +18,7 @@ from eventrelay.store.tables import tokens as table
 router = APIRouter(prefix="/v1/admin/tokens", tags=["tokens"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=Page[Token], summary="List tokens (never their secrets)")
+@router.get("", response_model=TokenPage, summary="List tokens (never their secrets)")
 async def list_tokens(
     request: Request, cursor: Cursor = None, limit: Limit = 50, who: Principal = Owner
 ) -> dict[str, Any]:
