@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"delivery"},
     {"control"},
     {"api"},
-    {"app"},
+    {"app", "server"},
     {"cli"},
     {"__main__"},
 ]

@@ -65,20 +65,13 @@ def serve(
     import uvicorn
 
     from eventrelay.app import SERVE_ACCESS_LOG_ENV, SERVE_WORKERS_ENV, create_app
+    from eventrelay.server import uvicorn_options
 
     settings = _settings(host=host, port=port, processes=processes)
     logs.setup(settings.log_level, access_log=access_log)
     migrate.upgrade(settings.resolved_database_url)
     rt = Runtime.create(settings)  # also creates the key file once, before any child starts
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_config": None,
-        "access_log": access_log,
-        "timeout_graceful_shutdown": 30,
-    }
+    options = uvicorn_options(settings, access_log)  # server/: limits, timeouts, protocol
     if settings.processes == 1:
         uvicorn.run(create_app(rt, bootstrap_owner=True, workers=workers), **options)
         return

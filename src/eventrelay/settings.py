@@ -41,6 +41,29 @@ class Settings(BaseSettings):
     )
     log_level: str = "INFO"
 
+    # HTTP server limits (`serve`), per process: see server/guard.py and docs/deployment.md.
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=1024 * 1024, description="Request line + headers (431)."
+    )
+    max_request_line_bytes: int = Field(
+        default=8 * 1024, ge=256, le=1024 * 1024, description="Request target (414)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="From a request's first byte to the end of its headers."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="From the end of the headers to the end of the body."
+    )
+    keepalive_timeout_seconds: int = Field(
+        default=5, ge=1, le=3600, description="A connection with no request in progress is closed."
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=16,
+        le=1_000_000,
+        description="Open connections per process; when full the longest idle one is closed.",
+    )
+
     # Delivery policy.
     allow_private_targets: bool = Field(
         default=False,

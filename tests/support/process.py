@@ -42,13 +42,22 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float = 30
     raise RuntimeError("server did not become healthy")
 
 
+def _soft_open_files(limit: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
 @contextmanager
 def eventrelay_process(
     cwd: Path,
     args: tuple[str, ...] = ("serve",),
     env: Mapping[str, str] | None = None,
     port: int | None = None,
+    open_files: int | None = None,
 ) -> Iterator[Server]:
+    """`open_files`: start with this soft limit on open files (Linux's usual default is 1,024)."""
     port = port or free_port()
     full_env = {
         **os.environ,
@@ -64,6 +73,7 @@ def eventrelay_process(
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
+        preexec_fn=(lambda: _soft_open_files(open_files)) if open_files else None,
     )
     server = Server(proc, f"http://127.0.0.1:{port}", cwd)
     try:
