@@ -24,6 +24,7 @@ from eventrelay.api.ingest import PATHS as INGEST_PATHS
 from eventrelay.api.ingest import IngestApp
 from eventrelay.api.limits import BodySizeLimit
 from eventrelay.api.openapi_ingest import add_ingest_paths
+from eventrelay.api.openapi_links import add_links
 from eventrelay.api.routes import (
     audit,
     catalog,
@@ -128,6 +129,8 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         static_url="/docs/assets",
+        # operationId = the route function's name ("create_source"), which links refer to.
+        generate_unique_id_function=lambda route: route.name,
     )
     admin.state.runtime = rt
     admin.state.delivery = None  # the DeliveryPlane, while this process delivers
@@ -150,6 +153,7 @@ def create_app(
         if admin.openapi_schema is None:
             schema = FastAPI.openapi(admin)
             add_ingest_paths(schema)
+            add_links(schema)
             admin.openapi_schema = schema
         return admin.openapi_schema
 
