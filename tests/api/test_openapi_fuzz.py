@@ -36,6 +36,7 @@ from eventrelay.destinations import registry
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 from eventrelay.store import migrate
+from eventrelay.timeutil import epoch_ms, parse_iso
 from tests.support.offline import OfflineGuard, offline
 from tests.support.server import serve_in_thread
 
@@ -124,7 +125,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     rt = Runtime.create(conf)
     rt.resolver = _no_dns
     guard = OfflineGuard()
-    with offline(guard), serve_in_thread(create_app(rt, bootstrap_owner=True)) as base_url:
+    with (
+        offline(guard),
+        serve_in_thread(create_app(rt, bootstrap_owner=True), keep_alive=300) as base_url,
+    ):
         token = (data / "owner-token").read_text().strip()
         admin = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"})
         source = admin.post(
@@ -186,6 +190,8 @@ def _run_phase(
         @_settings(examples)
         def run(case: schemathesis.Case) -> None:
             response = live.call(case, mode.value, known)
+            if response.status_code >= 500:
+                return  # a known defect, recorded in `known` (live.call fails on any other)
             if mode == GenerationMode.POSITIVE:
                 # Business rules may refuse schema-valid data (an unknown source id, a cursor
                 # this API never issued): a 4xx by design, not a defect.
@@ -196,8 +202,16 @@ def _run_phase(
         except Unsatisfiable:
             pass  # nothing to make invalid (an operation without parameters or body)
         except Exception as exc:  # collect every operation's failure, then report them all
-            failures.append(f"{mode.value} {operation.label}: {exc}")
+            failures.append(f"{mode.value} {operation.label}: {_describe(exc)}")
     return failures
+
+
+def _describe(exc: BaseException) -> str:
+    """The error with every sub-exception (hypothesis groups them)."""
+    parts = [f"{type(exc).__name__}: {exc}"]
+    for sub in getattr(exc, "exceptions", ()):
+        parts.append("  " + _describe(sub).replace("\n", "\n  "))
+    return "\n".join(parts)
 
 
 def test_admin_api(live: Live) -> None:
@@ -224,7 +238,7 @@ def test_admin_api(live: Live) -> None:
             )
         )
     except Exception as exc:
-        failures.append(f"stateful: {exc}")
+        failures.append(f"stateful: {_describe(exc)}")
     print(dict(sorted(live.statuses.items())))
     assert not failures, "\n\n".join(failures)
     assert live.statuses["positive 2xx"] > 500 * _SCALE
@@ -274,19 +288,26 @@ def _depth(value: Any) -> int:
 
 
 def _skew_overflows(event: dict[str, Any], body: Any) -> bool:
-    def parse(value: Any) -> datetime | None:
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    """Whether `timestamp` corrected by `sentAt` (received - (sentAt - timestamp)) leaves the
+    years 1 to 9999, with ingest's own parser."""
 
-    sent = parse(event.get("sentAt") or (body.get("sentAt") if isinstance(body, dict) else None))
-    original = parse(event.get("originalTimestamp") or event.get("timestamp"))
-    if sent is None or original is None:
+    def ms(value: Any) -> int | None:
+        if not isinstance(value, str):
+            return None
+        try:
+            return epoch_ms(parse_iso(value))
+        except (ValueError, OverflowError):
+            return None
+
+    sent = ms(event.get("sentAt"))
+    if sent is None and isinstance(body, dict):
+        sent = ms(body.get("sentAt"))
+    timestamp = ms(event.get("timestamp"))
+    if sent is None or timestamp is None:
         return False
+    corrected = epoch_ms(datetime.now(UTC)) - (sent - timestamp)
     try:
-        datetime.now(UTC) - (sent - original)
-    except OverflowError:
+        datetime.fromtimestamp(corrected / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
         return True
     return False

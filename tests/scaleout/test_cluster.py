@@ -237,7 +237,10 @@ async def test_config_changes_reach_every_process_within_about_a_second(tmp_path
             # One worker meets a 401: the error state reaches the API and the other worker.
             r = await admin1.put(
                 f"/v1/admin/integrations/{integration}",
-                json={"enabled": True, "config": {"url": sink.url + "/denied"}},
+                json={
+                    "enabled": True,
+                    "config": {"url": sink.url + "/denied", "signing_secret": SIGNING},
+                },
             )
             assert r.status_code == 200
             await send_until(0, "/denied")
