@@ -17,9 +17,31 @@ from cryptography.fernet import Fernet
 from eventrelay.settings import Settings
 from eventrelay.store import migrate
 from eventrelay.store.tables import metadata
+from tests.support.offline import OfflineGuard, offline
 from tests.support.services import NATS_URL, POSTGRES_ADMIN_URL, port_open, require
 
 os.environ.setdefault("EVENTRELAY_LOG_LEVEL", "WARNING")
+
+_OFFLINE = OfflineGuard()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_session() -> Iterator[OfflineGuard]:
+    """No test resolves or connects to a host outside this machine (tests/support/offline.py)."""
+    with offline(_OFFLINE):
+        yield _OFFLINE
+
+
+@pytest.fixture(autouse=True)
+def _stays_offline(_offline_session: OfflineGuard) -> Iterator[None]:
+    yield
+    found = _offline_session.take()
+    if found:
+        pytest.fail(
+            "the test resolved or connected to hosts outside this machine: "
+            + ", ".join(sorted(set(found)))
+            + " (inject a resolver with Runtime.resolver, or use a .invalid name)"
+        )
 
 
 def _pg_url(database: str) -> str:

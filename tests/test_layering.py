@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"delivery"},
     {"control"},
     {"api"},
-    {"app"},
+    {"app", "server"},
     {"commands"},
     {"cli"},
     {"__main__"},

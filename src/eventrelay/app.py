@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import Receive, Scope, Send
 
 from eventrelay import __version__, logs
@@ -26,6 +27,7 @@ from eventrelay.api.ingest import IngestApp
 from eventrelay.api.ingest_http import owns as ingest_owns
 from eventrelay.api.limits import BodySizeLimit
 from eventrelay.api.openapi_ingest import add_ingest_paths
+from eventrelay.api.openapi_links import add_links
 from eventrelay.api.routes import (
     audit,
     catalog,
@@ -171,7 +173,9 @@ def create_app(
                 await plane.close()
             await rt.close()
 
-    admin = FastAPI(
+    # /docs is Swagger UI with its assets served from the fastapi-offline package, not a CDN:
+    # it works on a machine without internet access.
+    admin = FastAPIOffline(
         title="eventrelay",
         version=__version__,
         description=DESCRIPTION,
@@ -179,6 +183,9 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        static_url="/docs/assets",
+        # operationId = the route function's name ("create_source"), which links refer to.
+        generate_unique_id_function=lambda route: route.name,
     )
     admin.state.runtime = rt
     admin.state.delivery = None  # the DeliveryPlane, while this process delivers
@@ -203,6 +210,7 @@ def create_app(
         if admin.openapi_schema is None:
             schema = FastAPI.openapi(admin)
             add_ingest_paths(schema)
+            add_links(schema)
             admin.openapi_schema = schema
         return admin.openapi_schema
 

@@ -117,6 +117,7 @@ def serve(
 
     from eventrelay.app import SERVE_ACCESS_LOG_ENV, SERVE_WORKERS_ENV, create_app
     from eventrelay.runtime import Runtime
+    from eventrelay.server import uvicorn_options
 
     settings = _settings(host=host, port=port, processes=processes)
     datadir.announce(settings)
@@ -126,18 +127,7 @@ def serve(
     _upgrade(settings)
     rt = Runtime.create(settings)  # also creates the key file once, before any child starts
     rt.role = {"command": "serve", "address": f"http://{settings.host}:{settings.port}"}
-    options: dict[str, Any] = {
-        "host": settings.host,
-        "port": settings.port,
-        "loop": "uvloop",
-        "http": "httptools",
-        "log_config": None,
-        "access_log": access_log,
-        "timeout_graceful_shutdown": 30,
-        # Forwarding headers are believed only from EVENTRELAY_TRUSTED_PROXIES (ingest's
-        # context.ip), never by uvicorn's own default (127.0.0.1).
-        "proxy_headers": False,
-    }
+    options = uvicorn_options(settings, access_log)  # server/: limits, timeouts, protocol
     if settings.processes == 1:
         uvicorn.run(create_app(rt, bootstrap_owner=True, workers=workers), **options)
         return
@@ -312,7 +302,7 @@ def secrets_rotate() -> None:
     """
     from cryptography.fernet import Fernet
 
-    from eventrelay.control.secrets import reencrypt_all
+    from eventrelay.control.secrets import RotationRefused, rotate
     from eventrelay.store.vault import read_key_file, write_key_file
 
     settings = _settings()
@@ -322,5 +312,8 @@ def secrets_rotate() -> None:
         keys = read_key_file(settings.key_file) if settings.key_file.exists() else []
         write_key_file(settings.key_file, [Fernet.generate_key(), *keys])
         click.echo(f"added a new key to {settings.key_file} ({len(keys) + 1} keys)")
-    count = _with_runtime(reencrypt_all)
+    try:
+        count = _with_runtime(rotate)
+    except RotationRefused as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"re-encrypted {count} integration(s) with the newest key")

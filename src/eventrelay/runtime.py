@@ -5,7 +5,7 @@ queue, routing directory, metrics), built from Settings. The HTTP app, the deliv
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from eventrelay.routing.directory import Directory
     from eventrelay.routing.tap import Tap
     from eventrelay.store.metrics import MetricsRecorder
+
+
+# Name resolution for user-supplied targets: (host, port) -> addresses; raises OSError when the
+# name does not resolve. None means the system resolver; tests inject one so that public-looking
+# names never reach DNS.
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+# Processes announce their newest key's fingerprint (store/vault.py), so that
+# `eventrelay secrets rotate` can tell whether all of them already have the new key: on
+# PostgreSQL in the application name of the config-bus connection, on SQLite in this file.
+KEY_ANNOUNCEMENT = "eventrelay key:"
+KEY_FINGERPRINT_FILE = "key.fingerprint"
 
 
 def make_queue(
@@ -70,6 +82,7 @@ class Runtime:
     # What this process is (command, address), written next to the embedded queue's consumer
     # lock so a second process on the same data directory can say who holds it.
     role: dict[str, Any] = field(default_factory=dict)
+    resolver: Resolver | None = None
 
     @classmethod
     def create(cls, settings: Settings, create_key: bool = True) -> Runtime:
@@ -79,7 +92,10 @@ class Runtime:
             # The data directory holds the key file and the database: owner-only.
             settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-        vault = Vault(load_keys(secret, settings.key_file, create=create_key))
+        # A configured key file is never created here: every process must share the same one.
+        create = create_key and settings.secret_key_file is None
+        keys = load_keys(secret, settings.key_file, create=create)
+        vault = Vault(keys, key_file=None if secret else settings.key_file)
         db = Database(settings.resolved_database_url)
         # Other processes may share this database: changes are announced to them too.
         bus: ConfigBus
@@ -90,7 +106,9 @@ class Runtime:
         else:
             from eventrelay.bus.postgres import PostgresBus
 
-            bus = PostgresBus(settings.postgres_dsn)
+            # The listening connection names the newest key's fingerprint, so `secrets rotate`
+            # can tell whether every running process already has the new key.
+            bus = PostgresBus(settings.postgres_dsn, f"{KEY_ANNOUNCEMENT}{vault.fingerprint}")
         return cls(settings=settings, db=db, vault=vault, bus=bus)
 
     async def start(
@@ -107,6 +125,8 @@ class Runtime:
         from eventrelay.routing.directory import Directory
         from eventrelay.store.metrics import MetricsRecorder
 
+        if self.db.is_sqlite:
+            (self.settings.data_dir / KEY_FINGERPRINT_FILE).write_text(self.vault.fingerprint)
         await self.bus.start()
         self.queue = make_queue(self.settings, consumer=consume, holder=self.role)
         try:

@@ -43,7 +43,13 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(
         default=None,
-        description="Comma-separated Fernet keys, newest first. Default: <data_dir>/secret.key.",
+        description="Comma-separated Fernet keys, newest first. Default: the key file.",
+    )
+    secret_key_file: Path | None = Field(
+        default=None,
+        description="Key file (one key a line, newest first), read again when it changes: "
+        "mount the same file in every scale-out process. Default: <data_dir>/secret.key, "
+        "created on first start.",
     )
     host: str = "127.0.0.1"
     port: int = 8084
@@ -63,6 +69,29 @@ class Settings(BaseSettings):
         pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$",
         description="The URL browsers reach eventrelay at, for the SDK settings it serves "
         "(default: the scheme and Host of each request).",
+    )
+
+    # HTTP server limits (`serve`), per process: see server/guard.py and docs/deployment.md.
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=1024 * 1024, description="Request line + headers (431)."
+    )
+    max_request_line_bytes: int = Field(
+        default=8 * 1024, ge=256, le=1024 * 1024, description="Request target (414)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="From a request's first byte to the end of its headers."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="From the end of the headers to the end of the body."
+    )
+    keepalive_timeout_seconds: int = Field(
+        default=5, ge=1, le=3600, description="A connection with no request in progress is closed."
+    )
+    max_connections: int = Field(
+        default=4096,
+        ge=16,
+        le=1_000_000,
+        description="Open connections per process; when full the longest idle one is closed.",
     )
 
     # Delivery policy.
@@ -155,7 +184,7 @@ class Settings(BaseSettings):
 
     @property
     def key_file(self) -> Path:
-        return self.data_dir / "secret.key"
+        return self.secret_key_file or self.data_dir / "secret.key"
 
     @property
     def owner_token_file(self) -> Path:

@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from eventrelay.control.integrations import validate_config
+from eventrelay.destinations import registry
+from eventrelay.errors import ApiError
 from eventrelay.store.tables import integrations
 from tests.support.api import Api
 from tests.support.examples import SECRET_PATHS, bad_configs, valid_configs
@@ -134,7 +137,11 @@ async def test_seed_delete_example(api: Api) -> None:
     assert row["deleted_at"] is not None
 
 
-@pytest.mark.parametrize("type_", sorted(valid_configs()))
+DELIVERING = sorted(t for t in valid_configs() if registry.DESTINATIONS[t].delivers)
+PLANNED = sorted(t for t in valid_configs() if not registry.DESTINATIONS[t].delivers)
+
+
+@pytest.mark.parametrize("type_", DELIVERING)
 async def test_every_type_creates_with_masked_secrets(api: Api, type_: str) -> None:
     source = await api.make_source()
     config = valid_configs()[type_]
@@ -152,10 +159,40 @@ async def test_every_type_creates_with_masked_secrets(api: Api, type_: str) -> N
         assert secret[:24] not in raw
 
 
+@pytest.mark.parametrize("type_", PLANNED)
+async def test_types_that_cannot_deliver_cannot_be_created(api: Api, type_: str) -> None:
+    """A planned type would accept events and deliver none: creating one says so."""
+    source = await api.make_source()
+    r = await api.post(
+        "/v1/admin/integrations",
+        json={
+            "source_id": source["id"],
+            "type": type_,
+            "name": "x",
+            "config": valid_configs()[type_],
+        },
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "type_not_available"
+    assert error["details"] == [{"field": "type", "message": f"{type_} cannot deliver events yet"}]
+    assert "webhook" in error["message"]  # names the types that do deliver
+    catalog = (await api.get(f"/v1/admin/catalog/{type_}")).json()
+    assert catalog["delivery"] == "planned"
+    assert (await api.get("/v1/admin/integrations")).json()["data"] == []
+
+
 @pytest.mark.parametrize(("type_", "config", "field"), bad_configs())
 async def test_bad_config_is_422_with_the_field(
     api: Api, type_: str, config: dict[str, Any], field: str
 ) -> None:
+    destination = registry.DESTINATIONS[type_]
+    if not destination.delivers:
+        # Not creatable yet (test above); its config model still validates with the field.
+        with pytest.raises(ApiError) as info:
+            validate_config(destination, config)
+        assert any(d["field"].startswith(field) for d in info.value.details or []), field
+        return
     source = await api.make_source()
     r = await api.post(
         "/v1/admin/integrations",
@@ -299,8 +336,6 @@ async def test_consent_categories_defaults_and_validation(api: Api) -> None:
         "meta_capi": ["advertising"],
         "tiktok": ["advertising"],
         "webhook": [],
-        "bigquery": [],
-        "s3": [],
     }
     for type_, categories in expected.items():
         body = await api.make_integration(source["id"], type=type_, config=configs[type_])

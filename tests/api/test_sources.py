@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
 from tests.support.api import Api
 from tests.support.examples import valid_configs
+from tests.support.pipeline import basic
 
 
 async def test_create_get_update_source(api: Api) -> None:
@@ -80,3 +86,66 @@ async def test_delete_source_with_integrations_is_409(api: Api) -> None:
     await api.delete(f"/v1/admin/integrations/{integration['id']}")
     assert (await api.delete(f"/v1/admin/sources/{source['id']}")).status_code == 204
     assert (await api.get(f"/v1/admin/sources/{source['id']}")).status_code == 404
+
+
+async def _track(api: Api, write_key: str) -> int:
+    r = await api.client.post(
+        "/v1/track", json={"userId": "u", "event": "x"}, headers=basic(write_key)
+    )
+    return r.status_code
+
+
+async def test_rotation_retires_older_keys_after_the_grace_period(api: Api) -> None:
+    source = await api.make_source()
+    path = f"/v1/admin/sources/{source['id']}/write-keys/rotate"
+    first = source["write_key"]
+    # Default grace: one day; the old key keeps working meanwhile.
+    rotated = (await api.post(path)).json()
+    keys = {k["key"]: k for k in rotated["write_keys"]}
+    expires = datetime.fromisoformat(keys[first]["expires_at"])
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(days=1)
+    assert keys[rotated["write_key"]]["expires_at"] is None
+    assert await _track(api, first) == 200
+    # A short grace: the older keys stop once it is over.
+    r = await api.post(path, json={"grace_seconds": 1})
+    assert r.status_code == 201, r.text
+    newest = r.json()["write_key"]
+    assert await _track(api, rotated["write_key"]) == 200
+    await asyncio.sleep(1.2)
+    assert await _track(api, first) == 401
+    assert await _track(api, rotated["write_key"]) == 401
+    assert await _track(api, newest) == 200
+    assert (await api.get(f"/v1/admin/sources/{source['id']}")).json()["write_key"] == newest
+    # Zero: the older key stops at once.
+    latest = (await api.post(path, json={"grace_seconds": 0})).json()["write_key"]
+    assert await _track(api, newest) == 401
+    assert await _track(api, latest) == 200
+
+
+async def test_rotation_keeps_a_bounded_number_of_working_keys(api: Api) -> None:
+    source = await api.make_source()
+    path = f"/v1/admin/sources/{source['id']}/write-keys/rotate"
+    for _ in range(6):
+        assert (await api.post(path)).status_code == 201
+    keys = (await api.get(f"/v1/admin/sources/{source['id']}")).json()["write_keys"]
+    working = [k for k in keys if k["revoked_at"] is None]
+    assert len(keys) == 7
+    assert [k["key"] for k in working] == [k["key"] for k in keys[-3:]]
+    for key in keys:
+        assert await _track(api, key["key"]) == (200 if key in working else 401)
+    audit = (await api.get("/v1/admin/audit-log", params={"resource_id": source["id"]})).json()
+    revoked = [
+        key_id
+        for e in audit["data"]
+        if "revoked_write_key_ids" in e["changes"]
+        for key_id in e["changes"]["revoked_write_key_ids"]["old"]
+    ]
+    assert sorted(revoked) == sorted(k["id"] for k in keys[:4])
+
+
+@pytest.mark.parametrize("body", [{"grace_seconds": -1}, {"grace_seconds": 31 * 86400}])
+async def test_rotation_grace_out_of_range_is_422(api: Api, body: dict[str, int]) -> None:
+    source = await api.make_source()
+    r = await api.post(f"/v1/admin/sources/{source['id']}/write-keys/rotate", json=body)
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "grace_seconds"

@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.abc import AbstractResolver, ResolveResult
 
 from eventrelay.delivery.journal import Journal, Subject
 from eventrelay.delivery.sender import HttpSender, TransportError
@@ -139,21 +138,14 @@ async def test_discards_and_state_changes_are_logged(
     assert "k-SECRET-77" not in caplog.text
 
 
-class NoSuchName(AbstractResolver):
+async def no_such_name(host: str, port: int) -> list[str]:
     """A resolver for names that do not exist (nothing leaves the machine)."""
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-
-    async def close(self) -> None:
-        return None
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
 
 @pytest.mark.parametrize("private", [True, False], ids=["plain", "guarded"])
 async def test_a_name_that_does_not_resolve_is_a_dns_error(private: bool) -> None:
-    sender = HttpSender(timeout=5, allow_private_targets=private, resolver=NoSuchName())
+    sender = HttpSender(timeout=5, allow_private_targets=private, resolver=no_such_name)
     await sender.start()
     try:
         request = HttpRequest("POST", "http://hooks.example.invalid/x", {}, b"{}", (0,), True)

@@ -23,8 +23,10 @@ async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
 
 
 def paused_webhook(consent: list[str] | None = None) -> dict[str, Any]:
-    """A webhook integration that is paused, so its queue can be inspected."""
-    body: dict[str, Any] = {"type": "webhook", "config": valid_configs()["webhook"]}
+    """A webhook integration that is paused, so its queue can be inspected. Its host never
+    resolves (.invalid), should a worker try it before the test pauses it."""
+    config = {**valid_configs()["webhook"], "url": "https://hooks.example.invalid/events"}
+    body: dict[str, Any] = {"type": "webhook", "config": config}
     if consent is not None:
         body["consent_categories"] = consent
     return body
@@ -37,8 +39,9 @@ async def queued(pipe: Pipeline, integration_id: str) -> int:
 
 async def setup(pipe: Pipeline, **source: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     src = await pipe.api.make_source(**source)
-    # Error state keeps delivery paused while events stay queued and countable.
-    integration = await pipe.api.make_integration(src["id"], **paused_webhook())
+    # Error state keeps delivery paused while events stay queued and countable. Created paused,
+    # so no worker starts sending (to a host outside this machine) before the error state is set.
+    integration = await pipe.api.make_integration(src["id"], enabled=False, **paused_webhook())
     async with pipe.api.runtime.db.transaction() as conn:
         from sqlalchemy import update
 
@@ -47,7 +50,7 @@ async def setup(pipe: Pipeline, **source: Any) -> tuple[dict[str, Any], dict[str
         await conn.execute(
             update(integrations)
             .where(integrations.c.id == integration["id"])
-            .values(status="error")
+            .values(status="error", enabled=True)
         )
     from eventrelay.bus import Change
 
@@ -341,13 +344,15 @@ async def test_events_of_a_paused_integration_expire_counted(settings: Settings)
 
 
 async def test_types_without_delivery_are_counted_unavailable(pipe: Pipeline) -> None:
+    """The API creates no type that cannot deliver; one left by an older version counts its
+    events as unavailable."""
     with planned_destination() as type_:
         src = await pipe.api.make_source()
-        planned = await pipe.api.make_integration(
-            src["id"], type=type_, config={"url": "https://hooks.example.com/in"}
+        planned = await pipe.api.stored_integration(
+            src["id"], type_, {"url": "https://hooks.example.invalid/in"}
         )
         await pipe.ingest("/v1/track", src["write_key"], {"userId": "u", "event": "x"})
-        assert (await pipe.metrics(planned["id"]))["filtered.unavailable"] == 1
+        assert (await pipe.metrics(planned))["filtered.unavailable"] == 1
 
 
 async def test_get_is_405(pipe: Pipeline) -> None:

@@ -42,6 +42,9 @@ async def create_source(admin: httpx.AsyncClient) -> dict[str, Any]:
     return dict(r.json())
 
 
+SIGNING = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
 async def create_webhook(admin: httpx.AsyncClient, source_id: str, url: str, **config: Any) -> str:
     r = await admin.post(
         "/v1/admin/integrations",
@@ -49,8 +52,7 @@ async def create_webhook(admin: httpx.AsyncClient, source_id: str, url: str, **c
             "source_id": source_id,
             "type": "webhook",
             "name": url.rsplit("/", 1)[1],
-            "config": {"url": url, "signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
-            | config,
+            "config": {"url": url, "signing_secret": SIGNING} | config,
         },
     )
     assert r.status_code == 201, r.text
@@ -217,7 +219,8 @@ async def test_config_changes_reach_every_process_within_about_a_second(tmp_path
             # Changed on API 1: the workers use the new URL.
             r = await admin1.put(
                 f"/v1/admin/integrations/{integration}",
-                json={"config": {"url": sink.url + "/second"}},
+                # A new URL takes the secrets again (stored ones never follow a new target).
+                json={"config": {"url": sink.url + "/second", "signing_secret": SIGNING}},
             )
             assert r.status_code == 200, r.text
             changed = await send_until(0, "/second")
@@ -234,7 +237,10 @@ async def test_config_changes_reach_every_process_within_about_a_second(tmp_path
             # One worker meets a 401: the error state reaches the API and the other worker.
             r = await admin1.put(
                 f"/v1/admin/integrations/{integration}",
-                json={"enabled": True, "config": {"url": sink.url + "/denied"}},
+                json={
+                    "enabled": True,
+                    "config": {"url": sink.url + "/denied", "signing_secret": SIGNING},
+                },
             )
             assert r.status_code == 200
             await send_until(0, "/denied")

@@ -65,6 +65,48 @@ class Api:
         data: dict[str, Any] = r.json()
         return data
 
+    async def stored_integration(
+        self, source_id: str, type_: str, config: dict[str, Any], status: str = "active"
+    ) -> str:
+        """An integration row written straight to the database, as an older version that let any
+        catalog type be created left it (the API now refuses types that cannot deliver)."""
+        from sqlalchemy import select
+
+        from eventrelay.bus import Change
+        from eventrelay.core.config_secrets import split_secrets
+        from eventrelay.destinations import registry
+        from eventrelay.ids import new_id
+        from eventrelay.store import integrations
+        from eventrelay.store.tables import sources
+        from eventrelay.timeutil import utcnow
+
+        destination = registry.DESTINATIONS[type_]
+        public, secrets = split_secrets(destination.Settings.model_validate(config))
+        now = utcnow()
+        integration_id = new_id("int")
+        async with self.runtime.db.transaction() as conn:
+            query = select(sources.c.org_id).where(sources.c.id == source_id)
+            org_id = (await conn.execute(query)).scalar_one()
+            await integrations.insert(
+                conn,
+                {
+                    "id": integration_id,
+                    "org_id": org_id,
+                    "source_id": source_id,
+                    "type": type_,
+                    "name": type_,
+                    "enabled": status != "paused",
+                    "status": status,
+                    "config": public,
+                    "secrets": self.runtime.vault.encrypt_json(secrets),
+                    "consent_categories": list(destination.default_consent),
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+        await self.runtime.bus.publish(Change("integration", integration_id))
+        return integration_id
+
 
 @asynccontextmanager
 async def running_api(settings: Settings) -> AsyncIterator[Api]:

@@ -42,6 +42,13 @@ def wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float = 30
     raise RuntimeError("server did not become healthy")
 
 
+def _soft_open_files(limit: int) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+
+
 @contextmanager
 def eventrelay_process(
     cwd: Path,
@@ -49,8 +56,10 @@ def eventrelay_process(
     env: Mapping[str, str] | None = None,
     port: int | None = None,
     module: str = "eventrelay",
+    open_files: int | None = None,
 ) -> Iterator[Server]:
-    """`module`: what `python -m` runs (a test launcher installing a stand-in, for example)."""
+    """`module`: what `python -m` runs (a test launcher installing a stand-in, for example).
+    `open_files`: start with this soft limit on open files (Linux's usual default is 1,024)."""
     port = port or free_port()
     full_env = {
         **os.environ,
@@ -66,6 +75,7 @@ def eventrelay_process(
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
+        preexec_fn=(lambda: _soft_open_files(open_files)) if open_files else None,
     )
     server = Server(proc, f"http://127.0.0.1:{port}", cwd)
     try:

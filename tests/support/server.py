@@ -19,10 +19,21 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
+def serve_in_thread(app: Any, port: int | None = None, keep_alive: int = 5) -> Iterator[str]:
     port = port or free_port()
+    # The asyncio loop, not uvloop: its name lookups go through socket.getaddrinfo, which the
+    # offline guard watches (tests/support/offline.py).
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        lifespan="on",
+        access_log=False,
+        loop="asyncio",
+        # A client reusing a pooled connection just as the server closes it for idleness gets a
+        # connection error: clients that pause for long (fuzzers) ask for a longer keep-alive.
+        timeout_keep_alive=keep_alive,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -277,6 +277,7 @@ class SnowflakeStandIn:
             protocol="http",
             database=database,
             schema=schema,
+            platform_detection_timeout_seconds=0.0,  # no cloud-metadata probes
         )
 
 

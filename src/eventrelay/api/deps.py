@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from eventrelay.core.roles import at_least
 from eventrelay.errors import ApiError
@@ -41,7 +42,18 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def principal(request: Request) -> Principal:
+# Declares the bearer scheme in /openapi.json (and on every admin operation); the header is read
+# below, so that a missing or bad token gets this API's own 401 envelope.
+_BEARER = HTTPBearer(
+    scheme_name="adminToken",
+    description="An admin API token (ert_...): Authorization: Bearer <token>.",
+    auto_error=False,
+)
+
+
+async def principal(
+    request: Request, _declared: HTTPAuthorizationCredentials | None = Security(_BEARER)
+) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():

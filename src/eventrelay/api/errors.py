@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from eventrelay.errors import ApiError, message_for, validation_error
+from eventrelay.store.vault import VaultError
 
 log = logging.getLogger("eventrelay.api")
 
@@ -76,6 +77,19 @@ def install(app: FastAPI) -> None:
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, headers=exc.headers)
+
+    @app.exception_handler(VaultError)
+    async def _vault(_request: Request, _exc: VaultError) -> Response:
+        # Not a bug to hide behind a 500: the keys this process holds do not open the stored
+        # credentials (rotated elsewhere with keys from the environment). Say how to fix it.
+        log.error("stored secrets cannot be decrypted with this process's keys")
+        return error_response(
+            503,
+            "secrets_unavailable",
+            "stored credentials cannot be decrypted with this server's keys; if "
+            "`eventrelay secrets rotate` ran with a new EVENTRELAY_SECRET_KEY, restart this server "
+            "with the same key list (newest first)",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -1,9 +1,16 @@
-"""Idempotency-Key on creating POSTs: replay, mismatch (422) and in-progress (409)."""
+"""Idempotency-Key on creating POSTs: replay, mismatch (422) and in-progress (409).
+
+The record keeps the id of what the first request created, never its response: a response may
+carry a secret (a new admin token), and the idempotency table must not become a second, readable
+copy of it. A replay renders the resource again as it is now (`replay`); an operation whose
+response holds a secret shown once (token creation) has no replay and answers 409 naming what
+was created.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -35,12 +42,18 @@ def json_response(content: Any, status: int, headers: dict[str, str] | None = No
     )
 
 
+Render = Callable[[str], Awaitable[dict[str, Any]]]
+
+
 async def run_idempotent(
     request: Request,
     who: Principal,
     operation: Callable[[], Awaitable[dict[str, Any]]],
+    replay: Render | None,
     status: int = 201,
 ) -> Response:
+    """Run `operation` once per Idempotency-Key. `replay(resource id)` renders the response
+    again; None means the response held a secret that is not kept (the replay is refused)."""
     key = request.headers.get(HEADER)
     if key is None:
         return json_response(await operation(), status)
@@ -70,12 +83,7 @@ async def run_idempotent(
                 "a request with this Idempotency-Key is still in progress",
                 headers={"Retry-After": "1"},
             )
-        return Response(
-            existing["response_body"],
-            status_code=existing["response_status"],
-            media_type="application/json",
-            headers={"Idempotency-Replay": "true", "Idempotency-Key": key},
-        )
+        return await _replay(existing, key, replay)
     try:
         result = await operation()
     except Exception:
@@ -83,9 +91,35 @@ async def run_idempotent(
         async with rt.db.transaction() as conn:
             await idempotency.release(conn, who.org_id, key)
         raise
-    body = orjson.dumps(result)
     async with rt.db.transaction() as conn:
-        await idempotency.complete(conn, who.org_id, key, status, body.decode())
-    return Response(
-        body, status_code=status, media_type="application/json", headers={"Idempotency-Key": key}
+        await idempotency.complete(conn, who.org_id, key, status, str(result["id"]))
+    return json_response(result, status, {"Idempotency-Key": key})
+
+
+async def _replay(existing: Mapping[str, Any], key: str, replay: Render | None) -> Response:
+    resource_id = str(existing["resource_id"])
+    if replay is None:
+        raise ApiError(
+            409,
+            "idempotency_secret_not_kept",
+            f"the first request with this Idempotency-Key created {resource_id}; its response "
+            "held a secret that is shown once and never stored, so it cannot be replayed. If "
+            "that response was lost, revoke it and create another",
+            headers={"Idempotency-Key": key},
+        )
+    try:
+        body = await replay(resource_id)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        raise ApiError(
+            409,
+            "idempotency_resource_gone",
+            f"the first request with this Idempotency-Key created {resource_id}, which has been "
+            "deleted since",
+        ) from None
+    return json_response(
+        body,
+        int(existing["response_status"]),
+        {"Idempotency-Replay": "true", "Idempotency-Key": key},
     )

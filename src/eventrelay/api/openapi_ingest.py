@@ -7,17 +7,62 @@ from typing import Any
 
 from eventrelay.api.ingest_http import DOCUMENTED_PATHS, EVENT_PATHS
 
-_EVENT = {
+_ID = {"type": "string", "minLength": 1, "maxLength": 1024}
+_TIME = {"type": "string", "format": "date-time"}
+_EVENT: dict[str, Any] = {
     "type": "object",
     "description": "A Segment-spec event (https://segment.com/docs/connections/spec/).",
     "properties": {
-        "userId": {"type": "string"},
-        "anonymousId": {"type": "string"},
+        "userId": _ID,
+        "anonymousId": _ID,
         "messageId": {"type": "string", "maxLength": 100},
-        "timestamp": {"type": "string", "format": "date-time"},
+        "timestamp": _TIME,
+        "originalTimestamp": _TIME,
+        "sentAt": _TIME,
         "context": {"type": "object"},
+        "integrations": {"type": "object"},
+        "properties": {"type": "object"},
+        "traits": {"type": "object"},
     },
+    # userId, anonymousId or both.
+    "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
     "additionalProperties": True,
+}
+# What each type adds to the common fields (core/events.py checks the same).
+_BY_KIND: dict[str, dict[str, Any]] = {
+    "track": {
+        "properties": {
+            "event": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S"}
+        },
+        "required": ["event"],
+    },
+    "identify": {},
+    "page": {"properties": {"name": {"type": "string"}, "category": {"type": "string"}}},
+    "screen": {"properties": {"name": {"type": "string"}, "category": {"type": "string"}}},
+    "group": {"properties": {"groupId": _ID}, "required": ["groupId"]},
+    "alias": {"properties": {"previousId": _ID}, "required": ["previousId"]},
+}
+
+
+def event_schema(kind: str) -> dict[str, Any]:
+    extra = _BY_KIND[kind]
+    schema = {
+        **_EVENT,
+        "properties": {**_EVENT["properties"], **extra.get("properties", {})},
+    }
+    if "required" in extra:
+        schema["required"] = extra["required"]
+    return schema
+
+
+_BATCH_ITEM = {
+    **_EVENT,
+    "properties": {
+        **_EVENT["properties"],
+        "type": {"type": "string", "enum": sorted(_BY_KIND)},
+        "event": {"type": "string", "minLength": 1, "maxLength": 200},
+    },
+    "required": ["type"],
 }
 _RESPONSES: dict[str, Any] = {
     "200": {
@@ -48,14 +93,14 @@ def add_ingest_paths(schema: dict[str, Any]) -> None:
             {
                 "type": "object",
                 "properties": {
-                    "batch": {"type": "array", "items": _EVENT, "maxItems": 2500},
+                    "batch": {"type": "array", "items": _BATCH_ITEM, "maxItems": 2500},
                     "sentAt": {"type": "string", "format": "date-time"},
                     "context": {"type": "object"},
                 },
                 "required": ["batch"],
             }
             if kind == "batch"
-            else _EVENT
+            else event_schema(kind)
         )
         schema["paths"][path] = {
             "post": {

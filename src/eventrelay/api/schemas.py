@@ -35,6 +35,7 @@ class WriteKey(BaseModel):
     id: str
     key: str
     created_at: str
+    expires_at: str | None = Field(description="Set by a rotation: the key stops working then.")
     revoked_at: str | None
 
 
@@ -179,3 +180,24 @@ class DeliveryFailure(BaseModel):
     message_ids: list[str]
     request: dict[str, Any] | None
     response: dict[str, Any] | None
+
+
+# One concrete class per page: /openapi.json names them "SourcePage", not "Page_Source_".
+class SourcePage(Page[Source]):
+    pass
+
+
+class IntegrationSummaryPage(Page[IntegrationSummary]):
+    pass
+
+
+class TokenPage(Page[Token]):
+    pass
+
+
+class AuditEntryPage(Page[AuditEntry]):
+    pass
+
+
+class DeliveryFailurePage(Page[DeliveryFailure]):
+    pass

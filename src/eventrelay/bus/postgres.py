@@ -25,9 +25,10 @@ CHANNEL = "eventrelay_config"
 
 
 class PostgresBus(ConfigBus):
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, application_name: str = "eventrelay") -> None:
         super().__init__()
         self._dsn = dsn
+        self._application_name = application_name
         self._origin = uuid.uuid4().hex
         self._listener: asyncpg.Connection | None = None
         self._sender: asyncpg.Connection | None = None
@@ -54,7 +55,9 @@ class PostgresBus(ConfigBus):
         first = True
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn)
+                conn = await asyncpg.connect(
+                    self._dsn, server_settings={"application_name": self._application_name}
+                )
                 await conn.add_listener(CHANNEL, self._on_notify)
                 self._listener = conn
                 self.connected.set()

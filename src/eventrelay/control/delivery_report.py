@@ -28,10 +28,30 @@ def _floor(at: datetime, step: timedelta) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % size, UTC)
 
 
+# Reports cover this span: metrics are never older than 1970, and far-off dates (year 1 or
+# 9999) would overflow the window arithmetic.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def as_utc(name: str, value: datetime | None) -> datetime | None:
+    """A query parameter in UTC (naive: taken as UTC); 422 when outside the reporting span."""
+    if value is None:
+        return None
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # an offset that moves it past year 9999 or before year 1
+        value = LATEST
+    if not EARLIEST <= value < LATEST:
+        raise invalid(name, "must be between 1970-01-01T00:00:00Z and 3000-01-01T00:00:00Z")
+    return value
+
+
 def window(
     start: datetime | None, end: datetime | None, granularity: str
 ) -> tuple[datetime, datetime, timedelta]:
     step, default_range, max_range = GRANULARITY[granularity]
+    start, end = as_utc("start", start), as_utc("end", end)
     end = end or datetime.now(UTC)
     end = _floor(end, step) + (step if end != _floor(end, step) else timedelta(0))
     start = _floor(start, step) if start else end - default_range

@@ -12,12 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from eventrelay.bus import Change
 from eventrelay.control.common import Name, diff
 from eventrelay.control.load_calls import require_extra
+from eventrelay.control.redirects import refuse_redirected_secrets
 from eventrelay.core.config_secrets import (
     MASK,
     dotted,
     flatten,
+    keep_stored,
     masked_secret_paths,
-    restore_masked,
     split_secrets,
 )
 from eventrelay.destinations import registry
@@ -172,8 +173,23 @@ def _secret_changes(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str,
     return changes
 
 
+def refuse_planned(destination: Destination) -> None:
+    """A type whose delivery is not built yet is in the catalog ("delivery": "planned") but
+    cannot be created: it would accept events and deliver none."""
+    if not destination.delivers:
+        ready = ", ".join(sorted(t for t, d in registry.DESTINATIONS.items() if d.delivers))
+        raise ApiError(
+            422,
+            "type_not_available",
+            f"type: {destination.type} cannot deliver events yet (its catalog entry says "
+            f'"delivery": "planned"); types that deliver: {ready}',
+            [{"field": "type", "message": f"{destination.type} cannot deliver events yet"}],
+        )
+
+
 async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str, Any]:
     destination = destination_for(body.type)
+    refuse_planned(destination)
     require_extra(destination)  # S3, warehouses: their client libraries are an extra
     settings = validate_config(destination, body.config)
     await check_targets(rt, destination, settings)
@@ -268,7 +284,9 @@ async def update(
             if body.enabled:
                 values["failing_since"] = None
         if body.config is not None:
-            settings = validate_config(destination, restore_masked(body.config, old_secrets))
+            incoming, kept = keep_stored(body.config, old_secrets)
+            settings = validate_config(destination, incoming)
+            refuse_redirected_secrets(destination, row["config"], settings, kept)
             await check_targets(rt, destination, settings)
             values["config"], new_secrets = split_secrets(settings)
             values["secrets"] = rt.vault.encrypt_json(new_secrets)
@@ -343,6 +361,6 @@ async def check_targets(rt: Runtime, destination: Destination, settings: VendorS
 
     for url in destination.target_urls(settings):
         try:
-            await check_url(url, must_resolve=False)
+            await check_url(url, must_resolve=False, resolver=rt.resolver)
         except TargetRefused as exc:
             raise invalid("config.url", str(exc)) from None

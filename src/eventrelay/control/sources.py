@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -15,7 +16,10 @@ from eventrelay.runtime import Runtime
 from eventrelay.store import audit
 from eventrelay.store import sources as store
 from eventrelay.store.audit import Actor
-from eventrelay.timeutil import iso_seconds
+from eventrelay.timeutil import iso_seconds, utcnow
+
+DEFAULT_GRACE_SECONDS = 24 * 3600
+MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 def _check_origin(value: str) -> str:
@@ -44,8 +48,25 @@ class SourceUpdate(BaseModel):
     allowed_origins: Annotated[list[Origin], Field(max_length=100)] | None = None
 
 
+class WriteKeyRotation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grace_seconds: int = Field(
+        default=DEFAULT_GRACE_SECONDS,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="How long the older keys keep working (default one day, at most 30 days; "
+        f"0: they stop now). At most {store.MAX_ACTIVE_KEYS} keys work at once: beyond that the "
+        "oldest are revoked at once.",
+    )
+
+
 def present(row: Mapping[str, Any], keys: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    active = [k for k in keys if k["revoked_at"] is None]
+    now = utcnow()
+    active = [
+        k
+        for k in keys
+        if k["revoked_at"] is None and (k["expires_at"] is None or k["expires_at"] > now)
+    ]
     return {
         "id": row["id"],
         "name": row["name"],
@@ -55,6 +76,7 @@ def present(row: Mapping[str, Any], keys: Sequence[Mapping[str, Any]]) -> dict[s
                 "id": k["id"],
                 "key": k["key"],
                 "created_at": iso_seconds(k["created_at"]),
+                "expires_at": iso_seconds(k["expires_at"]),
                 "revoked_at": iso_seconds(k["revoked_at"]),
             }
             for k in keys
@@ -147,20 +169,23 @@ async def delete(rt: Runtime, actor: Actor, source_id: str) -> None:
     await rt.bus.publish(Change("source", source_id))
 
 
-async def rotate_write_key(rt: Runtime, actor: Actor, source_id: str) -> dict[str, Any]:
+async def rotate_write_key(
+    rt: Runtime, actor: Actor, source_id: str, body: WriteKeyRotation
+) -> dict[str, Any]:
     async with rt.db.transaction() as conn:
         row = await store.get(conn, actor.org_id, source_id)
         if row is None:
             raise not_found("source")
         key = await store.add_write_key(conn, source_id)
-        await audit.record(
-            conn,
-            actor,
-            "source.write_key_created",
-            "source",
-            source_id,
-            {"write_key_id": {"old": None, "new": key["id"]}},
-        )
+        expires_at = utcnow() + timedelta(seconds=body.grace_seconds)
+        revoked = await store.retire_older_keys(conn, source_id, key["id"], expires_at)
+        changes: dict[str, Any] = {
+            "write_key_id": {"old": None, "new": key["id"]},
+            "grace_seconds": {"old": None, "new": body.grace_seconds},
+        }
+        if revoked:
+            changes["revoked_write_key_ids"] = {"old": revoked, "new": None}
+        await audit.record(conn, actor, "source.write_key_created", "source", source_id, changes)
         keys = (await store.keys_for(conn, [source_id]))[source_id]
     await rt.bus.publish(Change("source", source_id))
     return present(row, keys)

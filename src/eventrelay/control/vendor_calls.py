@@ -235,7 +235,9 @@ async def send_test(rt: Runtime, org_id: str, integration_id: str) -> dict[str, 
     if isinstance(destination, FileDestination):  # S3, warehouses: create and drop a scratch object
         return await load_calls.test(rt, destination, row, settings, secrets)
     # A sender of its own: a test call is rare, and the API may run without delivery here.
-    sender = HttpSender(rt.settings.http_timeout_seconds, rt.settings.allow_private_targets)
+    sender = HttpSender(
+        rt.settings.http_timeout_seconds, rt.settings.allow_private_targets, rt.resolver
+    )
     await sender.start()
     try:
         ctx = context_for(rt, row["type"], test_mode=True)

@@ -97,17 +97,46 @@ def merge_secrets(public: Mapping[str, Any], secrets: Mapping[str, str]) -> dict
     return doc
 
 
-def restore_masked(incoming: Any, secrets: Mapping[str, str]) -> Any:
-    """In an update, a "***" where a secret is stored means "keep the stored value"."""
+def keep_stored(incoming: Any, secrets: Mapping[str, str]) -> tuple[Any, list[Pointer]]:
+    """An updated config with the stored secrets it keeps: a secret left out or sent back as
+    "***" keeps its stored value, an explicit null removes it, anything else replaces it.
+
+    Returns the config to validate and the locations of the secrets kept (so a caller can
+    refuse to keep them when the config now sends them somewhere else)."""
     doc = deepcopy(incoming)
-    for pointer, value in secrets.items():
+    kept: list[Pointer] = []
+    for pointer, value in sorted(secrets.items()):
         path = from_pointer(pointer)
-        try:
-            if _get(doc, path) == MASK:
-                _set(doc, path, value)
-        except (KeyError, IndexError, ValueError, TypeError):
+        if not path:
             continue
-    return doc
+        try:
+            parent = _parent(doc, path)
+        except (KeyError, IndexError, ValueError, TypeError):
+            continue  # a container on the way is not a container: validation says what is wrong
+        key = path[-1]
+        if isinstance(parent, list):
+            continue  # secrets live in objects; a list position carries no stable identity
+        if key in parent and parent[key] is None:
+            del parent[key]  # explicit removal
+        elif key not in parent or parent[key] == MASK:
+            parent[key] = value
+            kept.append(path)
+    return doc, kept
+
+
+def _parent(doc: Any, path: Pointer) -> Any:
+    """The object holding `path`'s last part, creating missing objects on the way."""
+    target = doc
+    for part in path[:-1]:
+        if isinstance(target, list):
+            target = target[int(part)]
+        elif isinstance(target, dict):
+            target = target.setdefault(part, {})
+        else:
+            raise TypeError(part)
+    if not isinstance(target, dict | list):
+        raise TypeError(path[-1])
+    return target
 
 
 def masked_secret_paths(settings: BaseModel) -> list[Pointer]:

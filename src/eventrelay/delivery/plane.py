@@ -17,7 +17,7 @@ class DeliveryPlane:
         assert rt.queue is not None and rt.metrics is not None, "start the runtime first"
         s = rt.settings
         self.failures = FailureLog(rt.db)
-        self.sender = HttpSender(s.http_timeout_seconds, s.allow_private_targets)
+        self.sender = HttpSender(s.http_timeout_seconds, s.allow_private_targets, rt.resolver)
         services = Services(
             queue=rt.queue,
             sender=self.sender,

@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from eventrelay.delivery.ssrf import is_forbidden_ip
 from eventrelay.destinations.base import HttpRequest, HttpResponse
+from eventrelay.runtime import Resolver
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 
@@ -34,18 +35,35 @@ class TransportError(Exception):
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver (or `inner`), then refuses internal addresses."""
+    """Resolves like aiohttp's default resolver (or with the runtime's injected resolver), then
+    refuses internal addresses (unless `refuse_internal` is off: operator-configured vendors)."""
 
-    def __init__(self, inner: AbstractResolver | None = None) -> None:
-        self._inner = inner or aiohttp.ThreadedResolver()
+    def __init__(self, resolver: Resolver | None = None, refuse_internal: bool = True) -> None:
+        self._inner = aiohttp.ThreadedResolver()
+        self._resolver = resolver
+        self._refuse_internal = refuse_internal
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        for result in results:
-            if is_forbidden_ip(result["host"]):
-                raise OSError(f"{host} resolves to {result['host']}, an internal address")
+        if self._resolver is None:
+            results = await self._inner.resolve(host, port, family)
+        else:
+            results = [
+                ResolveResult(
+                    hostname=host,
+                    host=address,
+                    port=port,
+                    family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                    proto=0,
+                    flags=socket.AI_NUMERICHOST,
+                )
+                for address in await self._resolver(host, port)
+            ]
+        if self._refuse_internal:
+            for result in results:
+                if is_forbidden_ip(result["host"]):
+                    raise OSError(f"{host} resolves to {result['host']}, an internal address")
         return results
 
     async def close(self) -> None:
@@ -56,13 +74,13 @@ class GuardedResolver(AbstractResolver):
 class HttpSender:
     timeout: float
     allow_private_targets: bool = False
-    # Name resolution (aiohttp's threaded resolver by default; tests give a stub).
-    resolver: AbstractResolver | None = None
+    resolver: Resolver | None = None  # None: the system's
     _plain: aiohttp.ClientSession | None = None
     _guarded: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self._plain = self._session(self.resolver)
+        plain = GuardedResolver(self.resolver, refuse_internal=False) if self.resolver else None
+        self._plain = self._session(plain)
         self._guarded = (
             self._plain
             if self.allow_private_targets

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")
@@ -50,7 +51,12 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def check_host(host: str, port: int, must_resolve: bool = True) -> list[str]:
+async def check_host(
+    host: str,
+    port: int,
+    must_resolve: bool = True,
+    resolver: Callable[[str, int], Awaitable[list[str]]] | None = None,
+) -> list[str]:
     """The host's addresses, or TargetRefused if any of them is forbidden.
 
     With `must_resolve=False` (saving a config) a name that does not resolve yet is accepted:
@@ -61,7 +67,7 @@ async def check_host(host: str, port: int, must_resolve: bool = True) -> list[st
         addresses = [host.strip("[]")]
     except ValueError:
         try:
-            addresses = await resolve(host, port)
+            addresses = await (resolver or resolve)(host, port)
         except OSError as exc:
             if not must_resolve:
                 return []
@@ -75,9 +81,13 @@ async def check_host(host: str, port: int, must_resolve: bool = True) -> list[st
     return addresses
 
 
-async def check_url(url: str, must_resolve: bool = True) -> None:
+async def check_url(
+    url: str,
+    must_resolve: bool = True,
+    resolver: Callable[[str, int], Awaitable[list[str]]] | None = None,
+) -> None:
     parts = urlsplit(url)
     if not parts.hostname:
         raise TargetRefused("URL has no host")
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    await check_host(parts.hostname, port, must_resolve)
+    await check_host(parts.hostname, port, must_resolve, resolver)

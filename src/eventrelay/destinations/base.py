@@ -49,6 +49,19 @@ class VendorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def endpoint_values(model: builtins.type[BaseModel], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of the fields marked as endpoints (`fields.ENDPOINT`) in a config as JSON (by
+    alias; defaults where the config leaves a field out)."""
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get("x-endpoint"):
+            key = info.alias or name
+            default = None if info.is_required() else info.get_default(call_default_factory=True)
+            values[key] = config.get(key, default)
+    return values
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     method: str

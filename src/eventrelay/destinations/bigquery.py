@@ -25,7 +25,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from eventrelay.destinations.base import VendorSettings
-from eventrelay.destinations.fields import Secret
+from eventrelay.destinations.fields import ENDPOINT, Secret
 from eventrelay.destinations.loading import WarehouseSettings
 from eventrelay.destinations.tables import Dialect
 from eventrelay.destinations.warehouse import WarehouseDestination
@@ -40,6 +40,9 @@ class BigquerySettings(WarehouseSettings):
         Field(
             pattern=r"^([a-z][a-z0-9.-]*:)?[a-z][a-z0-9-]{4,61}[a-z0-9]$",
             description="GCP project id.",
+            # Another project is another owner's storage: the service account's credentials
+            # must not be carried there by an edit that keeps them.
+            json_schema_extra=ENDPOINT,
         ),
     ]
     dataset_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,1024}$")]

@@ -14,6 +14,12 @@ from pydantic import AfterValidator, Field, SecretStr
 # A secret value: encrypted at rest, "***" in responses, never logged.
 Secret = Annotated[SecretStr, Field(min_length=1)]
 
+# Marks a field that decides where requests, and the credentials they carry, are sent (a URL, a
+# host, an account or bucket that names the host). Changing one makes the stored secrets unusable
+# until they are given again (control/integrations.py): an editor cannot redirect the owner's
+# credentials to a server of their own. Shown as "x-endpoint": true in the config schema.
+ENDPOINT: dict[str, Any] = {"x-endpoint": True}
+
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1024)]
 Digits = Annotated[str, Field(pattern=r"^\d{1,32}$", description="Digits only.")]
 Port = Annotated[int, Field(ge=1, le=65535)]

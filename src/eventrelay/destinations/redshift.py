@@ -39,6 +39,7 @@ from pydantic import Field, model_validator
 
 from eventrelay.destinations.base import VendorSettings
 from eventrelay.destinations.fields import (
+    ENDPOINT,
     AwsRegion,
     Hostname,
     Port,
@@ -80,14 +81,14 @@ _REGION_IN_HOST = re.compile(
 
 
 class RedshiftSettings(WarehouseSettings):
-    host: Hostname
-    port: Port = 5439
+    host: Annotated[Hostname, Field(json_schema_extra=ENDPOINT)]
+    port: Annotated[Port, Field(json_schema_extra=ENDPOINT)] = 5439
     database: SqlIdentifier
     schema_: Annotated[SqlIdentifier, Field(alias="schema")]
     table: SqlIdentifier
     user: SqlIdentifier
     password: Secret
-    s3_staging_bucket: S3Bucket
+    s3_staging_bucket: Annotated[S3Bucket, Field(json_schema_extra=ENDPOINT)]
     s3_staging_prefix: Annotated[
         str,
         Field(
@@ -96,7 +97,10 @@ class RedshiftSettings(WarehouseSettings):
     ] = "eventrelay-staging/"
     s3_region: Annotated[
         AwsRegion | None,
-        Field(description="Region of the staging bucket; default: the cluster's, from host."),
+        Field(
+            json_schema_extra=ENDPOINT,
+            description="Region of the staging bucket; default: the cluster's, from host.",
+        ),
     ] = None
     iam_role: Annotated[
         str | None,

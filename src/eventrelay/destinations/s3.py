@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from eventrelay.destinations.base import EventRecord, VendorSettings
-from eventrelay.destinations.fields import AwsRegion, S3Bucket, Secret
+from eventrelay.destinations.fields import ENDPOINT, AwsRegion, S3Bucket, Secret
 from eventrelay.destinations.loading import (
     FileDestination,
     LoadingSettings,
@@ -38,11 +38,12 @@ GZIP_LEVEL = 4  # a quarter faster than 6 for a few percent more bytes on event 
 
 
 class S3Settings(LoadingSettings):
-    bucket: S3Bucket
+    # The bucket and region name the host (https://<bucket>.s3.<region>.amazonaws.com).
+    bucket: Annotated[S3Bucket, Field(json_schema_extra=ENDPOINT)]
     prefix: Annotated[
         str, Field(max_length=512, pattern=r"^[^\x00-\x1f]*$", description="Key prefix.")
     ] = ""
-    region: AwsRegion
+    region: Annotated[AwsRegion, Field(json_schema_extra=ENDPOINT)]
     access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")]
     secret_access_key: Secret
     partitioning: Annotated[

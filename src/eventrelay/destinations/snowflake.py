@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from eventrelay.destinations.base import VendorSettings
-from eventrelay.destinations.fields import Secret, SqlIdentifier
+from eventrelay.destinations.fields import ENDPOINT, Secret, SqlIdentifier
 from eventrelay.destinations.loading import WarehouseSettings
 from eventrelay.destinations.tables import Dialect
 from eventrelay.destinations.warehouse import WarehouseDestination
@@ -35,6 +35,8 @@ class SnowflakeSettings(WarehouseSettings):
         Field(
             pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
             description="Account identifier, e.g. xy12345.us-east-1 or orgname-account.",
+            # It names the host: https://<account>.snowflakecomputing.com
+            json_schema_extra=ENDPOINT,
         ),
     ]
     database: SqlIdentifier

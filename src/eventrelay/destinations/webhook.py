@@ -26,7 +26,7 @@ from eventrelay.destinations.base import (
     VendorSettings,
 )
 from eventrelay.destinations.classify import body_text, classify_status
-from eventrelay.destinations.fields import HttpUrl, Secret
+from eventrelay.destinations.fields import ENDPOINT, HttpUrl, Secret
 
 # RFC 9110: a field name is a token, 1*tchar (sections 5.1, 5.6.2); a field value is visible
 # characters, SP and HTAB (and obs-text), and other control characters make it invalid: no CR,
@@ -57,7 +57,10 @@ def decode_signing_secret(value: str) -> bytes:
 
 
 class WebhookSettings(VendorSettings):
-    url: Annotated[HttpUrl, Field(description="Absolute http(s) URL events are sent to.")]
+    url: Annotated[
+        HttpUrl,
+        Field(description="Absolute http(s) URL events are sent to.", json_schema_extra=ENDPOINT),
+    ]
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: Annotated[
         dict[str, SecretStr],

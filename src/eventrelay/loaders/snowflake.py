@@ -132,7 +132,11 @@ class SnowflakeLoader(Loader):
         if base:  # a stand-in (EVENTRELAY_VENDOR_BASE_URLS), same login and query path
             parts = urlsplit(base)
             options.update(host=parts.hostname, port=parts.port, protocol=parts.scheme)
-        self._conn = snowflake.connector.connect(**{k: v for k, v in options.items() if v})
+        options = {k: v for k, v in options.items() if v}
+        # No cloud-metadata probes (169.254.169.254, metadata.google.internal) for the
+        # connector's platform telemetry: 0 turns them off (connector >= 3.17.2).
+        options["platform_detection_timeout_seconds"] = 0.0
+        self._conn = snowflake.connector.connect(**options)
         return self._conn
 
     def _disconnect(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 from eventrelay.bus import Change, ConfigBus
@@ -52,10 +53,15 @@ class Directory:
         self._bus = bus
         self._by_key: dict[str, SourceEntry] = {}
         self._by_id: dict[str, SourceEntry] = {}
+        # Keys in their rotation grace period: epoch second they stop working.
+        self._key_expiry: dict[str, float] = {}
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
     def by_write_key(self, key: str) -> SourceEntry | None:
+        expires = self._key_expiry.get(key)
+        if expires is not None and time.time() >= expires:
+            return None
         return self._by_key.get(key)
 
     def by_id(self, source_id: str) -> SourceEntry | None:
@@ -112,6 +118,7 @@ class Directory:
                 )
             by_key: dict[str, SourceEntry] = {}
             by_id: dict[str, SourceEntry] = {}
+            key_expiry: dict[str, float] = {}
             for source, keys in sources:
                 entry = SourceEntry(
                     id=source["id"],
@@ -122,6 +129,8 @@ class Directory:
                     routes=tuple(routes.get(source["id"], ())),
                 )
                 by_id[entry.id] = entry
-                for key in keys:
+                for key, expires_at in keys:
                     by_key[key] = entry
-            self._by_key, self._by_id = by_key, by_id
+                    if expires_at is not None:
+                        key_expiry[key] = expires_at.timestamp()
+            self._by_key, self._by_id, self._key_expiry = by_key, by_id, key_expiry

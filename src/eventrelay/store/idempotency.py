@@ -1,4 +1,5 @@
-"""Idempotency keys for creating POSTs: per organisation, kept 24 hours."""
+"""Idempotency keys for creating POSTs: per organisation, kept 24 hours. A finished record holds
+the status and the id of what the request created, never the response body."""
 
 from __future__ import annotations
 
@@ -59,11 +60,13 @@ async def claim(conn: AsyncConnection, org_id: str, key: str, request_hash: str)
         return row._mapping if row else None
 
 
-async def complete(conn: AsyncConnection, org_id: str, key: str, status: int, body: str) -> None:
+async def complete(
+    conn: AsyncConnection, org_id: str, key: str, status: int, resource_id: str
+) -> None:
     await conn.execute(
         update(idempotency_keys)
         .where(idempotency_keys.c.org_id == org_id, idempotency_keys.c.key == key)
-        .values(state="done", response_status=status, response_body=body)
+        .values(state="done", response_status=status, resource_id=resource_id)
     )
 
 

@@ -26,7 +26,8 @@ def decode_cursor(cursor: str) -> int:
         pk = data["pk"]
     except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
         raise BadCursor("cursor is not valid") from None
-    if not isinstance(pk, int) or isinstance(pk, bool):
+    # pk columns are signed 64-bit: anything else is no cursor we issued (and would overflow).
+    if not isinstance(pk, int) or isinstance(pk, bool) or not 0 <= pk < 2**63:
         raise BadCursor("cursor is not valid")
     return pk
 

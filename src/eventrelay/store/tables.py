@@ -123,6 +123,8 @@ write_keys = Table(
     Column("key", String(80), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
+    # Set when a newer key replaced this one: it keeps working until then (rotation grace).
+    Column("expires_at", UTCDateTime),
 )
 
 integrations = Table(
@@ -179,7 +181,9 @@ idempotency_keys = Table(
     Column("request_hash", String(64), nullable=False),
     Column("state", String(16), nullable=False),
     Column("response_status", Integer),
-    Column("response_body", Text),
+    # What the request created (its id); the response is rendered again from it on replay, so
+    # no response body (which may hold a secret) is ever stored.
+    Column("resource_id", String(40)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     UniqueConstraint("org_id", "key", name="uq_idempotency_keys_org_key"),

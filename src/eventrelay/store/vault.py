@@ -1,14 +1,20 @@
 """Secret vault: authenticated encryption of integration credentials (Fernet, AES-128-CBC +
 HMAC-SHA256, from `cryptography`), with a key ring for rotation.
 
-Keys come from EVENTRELAY_SECRET_KEY (comma-separated, newest first) or, in embedded mode, from
-`<data dir>/secret.key` (one key per line, newest first, created with mode 0600). Encryption
-always uses the newest key; decryption tries every key, so data written under an old key stays
-readable until `eventrelay secrets rotate` re-encrypts it.
+Keys come from EVENTRELAY_SECRET_KEY (comma-separated, newest first) or from a key file (one key
+per line, newest first, mode 0600): EVENTRELAY_SECRET_KEY_FILE, else `<data dir>/secret.key`,
+created on first start. Encryption always uses the newest key; decryption tries every key, so
+data written under an old key stays readable until `eventrelay secrets rotate` re-encrypts it.
+
+A running process picks up a rotated key file by itself: before encrypting, and when a token
+does not decrypt, it reads the file again if it changed (inode, size, mtime). Keys from the
+environment cannot change under a running process; `secrets rotate` checks that the running
+processes already have the newest key (`fingerprint`) before re-encrypting.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -21,7 +27,14 @@ class VaultError(Exception):
 
 
 class Vault:
-    def __init__(self, keys: list[bytes]) -> None:
+    def __init__(self, keys: list[bytes], key_file: Path | None = None) -> None:
+        """`key_file`: where the keys came from, read again when it changes (None: the keys
+        came from the environment and never change)."""
+        self._key_file = key_file
+        self._stamp = _stamp(key_file)
+        self._use(keys)
+
+    def _use(self, keys: list[bytes]) -> None:
         if not keys:
             raise ValueError("the vault needs at least one key")
         self._keys = list(keys)
@@ -31,24 +44,70 @@ class Vault:
     def key_count(self) -> int:
         return len(self._keys)
 
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the newest key without revealing it (a truncated SHA-256)."""
+        return fingerprint(self._keys[0])
+
+    def refresh(self) -> bool:
+        """Read the key file again if it changed; True when the keys changed."""
+        if self._key_file is None:
+            return False
+        stamp = _stamp(self._key_file)
+        if stamp == self._stamp:
+            return False
+        try:
+            keys = read_key_file(self._key_file)
+        except (OSError, ValueError):
+            return False  # unreadable or half-written: keep the keys we have, try again later
+        self._stamp = stamp
+        if not keys or keys == self._keys:
+            return False
+        self._use(keys)
+        return True
+
     def encrypt_json(self, value: dict[str, str]) -> str:
+        self.refresh()  # a rotation since: encrypt with the newest key
         return self._fernet.encrypt(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).decode()
 
     def decrypt_json(self, token: str) -> dict[str, str]:
-        try:
-            data = orjson.loads(self._fernet.decrypt(token.encode()))
-        except InvalidToken as exc:
-            raise VaultError("secret cannot be decrypted with the configured keys") from exc
+        data = orjson.loads(self._decrypt(token))
         if not isinstance(data, dict):
             raise VaultError("secret payload is not an object")
         return {str(k): str(v) for k, v in data.items()}
 
+    def _decrypt(self, token: str) -> bytes:
+        try:
+            return self._fernet.decrypt(token.encode())
+        except InvalidToken:
+            if not self.refresh():
+                raise VaultError("secret cannot be decrypted with the configured keys") from None
+        try:
+            return self._fernet.decrypt(token.encode())
+        except InvalidToken:
+            raise VaultError("secret cannot be decrypted with the configured keys") from None
+
     def rotate(self, token: str) -> str:
         """Re-encrypt a token under the newest key (MultiFernet.rotate)."""
+        self.refresh()
         try:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken as exc:
             raise VaultError("secret cannot be decrypted with the configured keys") from exc
+
+
+def fingerprint(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:12]
+
+
+def _stamp(path: Path | None) -> tuple[int, int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def parse_key_list(text: str) -> list[bytes]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from eventrelay.api.deps import Admin, Principal, runtime_of
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, AuditEntry, Page
+from eventrelay.api.schemas import ERROR_RESPONSES, AuditEntryPage
 from eventrelay.store import audit as store
 from eventrelay.store.tables import audit_log as table
 from eventrelay.timeutil import iso_millis
@@ -31,7 +31,7 @@ def present(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.get("", response_model=Page[AuditEntry], summary="Audit log, newest first")
+@router.get("", response_model=AuditEntryPage, summary="Audit log, newest first")
 async def list_audit_log(
     request: Request,
     resource_type: Annotated[str | None, Query(max_length=32)] = None,

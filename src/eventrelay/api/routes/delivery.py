@@ -9,7 +9,11 @@ from fastapi import APIRouter, Query, Request
 
 from eventrelay.api.deps import Editor, Principal, Viewer, runtime_of
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, DeliveryFailure, DeliveryMetrics, Page
+from eventrelay.api.schemas import (
+    ERROR_RESPONSES,
+    DeliveryFailurePage,
+    DeliveryMetrics,
+)
 from eventrelay.control.delivery_report import metrics_report, present_failure
 from eventrelay.control.vendor_calls import PreviewBody, preview, send_test
 from eventrelay.errors import not_found
@@ -34,21 +38,14 @@ async def get_metrics(
     granularity: Literal["minute", "hour", "day"] = "hour",
     who: Principal = Viewer,
 ) -> dict[str, Any]:
-    from datetime import UTC
-
-    def aware(value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
     return await metrics_report(
-        runtime_of(request), who.org_id, integration_id, aware(start), aware(end), granularity
+        runtime_of(request), who.org_id, integration_id, start, end, granularity
     )
 
 
 @router.get(
     "/{integration_id}/failures",
-    response_model=Page[DeliveryFailure],
+    response_model=DeliveryFailurePage,
     summary="Recent failed attempts, newest first (secrets redacted)",
 )
 async def list_failures(

@@ -14,8 +14,7 @@ from eventrelay.api.schemas import (
     ERROR_RESPONSES,
     ChangePlan,
     Integration,
-    IntegrationSummary,
-    Page,
+    IntegrationSummaryPage,
 )
 from eventrelay.control import integrations as control
 from eventrelay.control.integrations import IntegrationCreate, IntegrationUpdate, StatusChange
@@ -28,7 +27,7 @@ router = APIRouter(
 )
 
 
-@router.get("", response_model=Page[IntegrationSummary], summary="List integrations")
+@router.get("", response_model=IntegrationSummaryPage, summary="List integrations")
 async def list_integrations(
     request: Request,
     source_id: Annotated[str | None, Query(max_length=40)] = None,
@@ -57,7 +56,12 @@ async def create_integration(
     request: Request, body: IntegrationCreate, who: Principal = Editor
 ) -> Response:
     rt = runtime_of(request)
-    return await run_idempotent(request, who, lambda: control.create(rt, who.actor, body))
+    return await run_idempotent(
+        request,
+        who,
+        lambda: control.create(rt, who.actor, body),
+        replay=lambda integration_id: control.get(rt, who.org_id, integration_id),
+    )
 
 
 @router.get("/{integration_id}", response_model=Integration, summary="Get an integration")
@@ -83,7 +87,7 @@ async def update_integration(
     response_model=ChangePlan,
     summary="What an update with this body would change (nothing is written)",
 )
-async def plan_update(
+async def plan_integration_update(
     request: Request, integration_id: str, body: IntegrationUpdate, who: Principal = Editor
 ) -> dict[str, Any]:
     return await control.update(runtime_of(request), who.actor, integration_id, body, dry_run=True)

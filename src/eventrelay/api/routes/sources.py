@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Body, Request
 from starlette.responses import Response
 
 from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, ChangePlan, Page, Source
+from eventrelay.api.schemas import ERROR_RESPONSES, ChangePlan, Source, SourcePage
 from eventrelay.control import sources as control
-from eventrelay.control.sources import SourceCreate, SourceUpdate
+from eventrelay.control.sources import SourceCreate, SourceUpdate, WriteKeyRotation
 from eventrelay.store import sources as store
 from eventrelay.store.tables import sources as table
 
 router = APIRouter(prefix="/v1/admin/sources", tags=["sources"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=Page[Source], summary="List sources")
+@router.get("", response_model=SourcePage, summary="List sources")
 async def list_sources(
     request: Request, cursor: Cursor = None, limit: Limit = 50, who: Principal = Viewer
 ) -> dict[str, Any]:
@@ -39,7 +39,12 @@ async def list_sources(
 @router.post("", status_code=201, response_model=Source, summary="Create a source")
 async def create_source(request: Request, body: SourceCreate, who: Principal = Editor) -> Response:
     rt = runtime_of(request)
-    return await run_idempotent(request, who, lambda: control.create(rt, who.actor, body))
+    return await run_idempotent(
+        request,
+        who,
+        lambda: control.create(rt, who.actor, body),
+        replay=lambda source_id: control.get(rt, who.org_id, source_id),
+    )
 
 
 @router.get("/{source_id}", response_model=Source, summary="Get a source")
@@ -59,7 +64,7 @@ async def update_source(
     response_model=ChangePlan,
     summary="What an update with this body would change (nothing is written)",
 )
-async def plan_update(
+async def plan_source_update(
     request: Request, source_id: str, body: SourceUpdate, who: Principal = Editor
 ) -> dict[str, Any]:
     return await control.update(runtime_of(request), who.actor, source_id, body, dry_run=True)
@@ -77,12 +82,21 @@ async def delete_source(request: Request, source_id: str, who: Principal = Admin
     "/{source_id}/write-keys/rotate",
     status_code=201,
     response_model=Source,
-    summary="Issue a new write key; older keys keep working until revoked",
+    summary="Issue a new write key; older keys keep working for grace_seconds (default 1 day)",
 )
-async def rotate_write_key(request: Request, source_id: str, who: Principal = Editor) -> Response:
+async def rotate_write_key(
+    request: Request,
+    source_id: str,
+    body: Annotated[WriteKeyRotation | None, Body()] = None,
+    who: Principal = Editor,
+) -> Response:
     rt = runtime_of(request)
+    rotation = body or WriteKeyRotation()
     return await run_idempotent(
-        request, who, lambda: control.rotate_write_key(rt, who.actor, source_id)
+        request,
+        who,
+        lambda: control.rotate_write_key(rt, who.actor, source_id, rotation),
+        replay=lambda source_id: control.get(rt, who.org_id, source_id),
     )
 
 

@@ -10,7 +10,7 @@ from starlette.responses import Response
 from eventrelay.api.deps import Owner, Principal, runtime_of
 from eventrelay.api.idempotency import run_idempotent
 from eventrelay.api.paging import Cursor, Limit, page_or_422
-from eventrelay.api.schemas import ERROR_RESPONSES, Page, Token, TokenCreated
+from eventrelay.api.schemas import ERROR_RESPONSES, TokenCreated, TokenPage
 from eventrelay.control import tokens as control
 from eventrelay.control.tokens import TokenCreate
 from eventrelay.store.tables import tokens as table
@@ -18,7 +18,7 @@ from eventrelay.store.tables import tokens as table
 router = APIRouter(prefix="/v1/admin/tokens", tags=["tokens"], responses=ERROR_RESPONSES)
 
 
-@router.get("", response_model=Page[Token], summary="List tokens (never their secrets)")
+@router.get("", response_model=TokenPage, summary="List tokens (never their secrets)")
 async def list_tokens(
     request: Request, cursor: Cursor = None, limit: Limit = 50, who: Principal = Owner
 ) -> dict[str, Any]:
@@ -35,7 +35,10 @@ async def list_tokens(
 @router.post("", status_code=201, response_model=TokenCreated, summary="Create a token")
 async def create_token(request: Request, body: TokenCreate, who: Principal = Owner) -> Response:
     rt = runtime_of(request)
-    return await run_idempotent(request, who, lambda: control.create(rt, who.actor, body))
+    # No replay: the token is shown once and never stored, not even for idempotency.
+    return await run_idempotent(
+        request, who, lambda: control.create(rt, who.actor, body), replay=None
+    )
 
 
 @router.delete("/{token_id}", status_code=204, summary="Revoke a token")
