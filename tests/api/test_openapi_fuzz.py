@@ -18,7 +18,6 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,7 +35,6 @@ from eventrelay.destinations import registry
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 from eventrelay.store import migrate
-from eventrelay.timeutil import epoch_ms, parse_iso
 from tests.support.offline import OfflineGuard, offline
 from tests.support.server import serve_in_thread
 
@@ -92,15 +90,10 @@ class Live:
             return {"Authorization": f"Basic {auth}"}
         return {}
 
-    def call(self, case: schemathesis.Case, phase: str, known: list[str] | None = None) -> Any:
+    def call(self, case: schemathesis.Case, phase: str) -> Any:
         headers = {**(case.headers or {}), **self.headers_for(case.path)}
         response = case.call(base_url=self.base_url, headers=headers)
         self.statuses[f"{phase} {response.status_code // 100}xx"] += 1
-        if response.status_code >= 500 and known is not None:
-            defect = known_ingest_defect(case.body)
-            if defect:
-                known.append(f"{case.method} {case.path}: {defect}")
-                return response
         assert response.status_code < 500, (
             f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
         )
@@ -178,11 +171,8 @@ def _settings(examples: int) -> settings:
     )
 
 
-def _run_phase(
-    live: Live, schema: Any, mode: GenerationMode, examples: int, known: list[str] | None = None
-) -> list[str]:
-    """Every operation of `schema`; returns the failures. `known`: where to put 5xx answers
-    caused by a known defect (`known_ingest_defect`) instead of failing."""
+def _run_phase(live: Live, schema: Any, mode: GenerationMode, examples: int) -> list[str]:
+    """Every operation of `schema`; returns the failures."""
     failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -190,9 +180,7 @@ def _run_phase(
         @given(case=operation.as_strategy(generation_mode=mode))
         @_settings(examples)
         def run(case: schemathesis.Case) -> None:
-            response = live.call(case, mode.value, known)
-            if response.status_code >= 500:
-                return  # a known defect, recorded in `known` (live.call fails on any other)
+            response = live.call(case, mode.value)  # fails on any 5xx
             if mode == GenerationMode.POSITIVE:
                 # Business rules may refuse schema-valid data (an unknown source id, a cursor
                 # this API never issued): a 4xx by design, not a defect.
@@ -272,75 +260,14 @@ def test_admin_api(live: Live) -> None:
 
 def test_ingest_with_a_valid_write_key(live: Live) -> None:
     """Every ingest endpoint with the write key of a source that routes to an integration: the
-    bodies are parsed, validated, stored and delivered. No 5xx other than the known defect."""
+    bodies are parsed, validated, stored and delivered. No 5xx."""
     before = sum(live.statuses.values())
     schema = _schema(live).include(
         path_regex="^/v1/(track|identify|page|screen|group|alias|batch)$"
     )
-    known: list[str] = []
-    failures = _run_phase(live, schema, GenerationMode.POSITIVE, POSITIVE_EXAMPLES * 2, known)
-    failures += _run_phase(live, schema, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES * 2, known)
+    failures = _run_phase(live, schema, GenerationMode.POSITIVE, POSITIVE_EXAMPLES * 2)
+    failures += _run_phase(live, schema, GenerationMode.NEGATIVE, NEGATIVE_EXAMPLES * 2)
     print(dict(sorted(live.statuses.items())))
     assert not failures, "\n\n".join(failures)
     assert live.statuses["positive 2xx"] > 500 * _SCALE  # events were accepted, not refused
     assert sum(live.statuses.values()) - before >= INGEST_CASES
-    if known:
-        pytest.xfail(
-            f"issue 9.2 (ingest, not fixed on this branch): {len(known)} request(s) answered 500, "
-            "e.g. " + known[0]
-        )
-
-
-def known_ingest_defect(body: Any) -> str | None:
-    """Issue 9.2's known 500s in ingest: nesting deeper than orjson writes (254 levels), and a
-    date-time (timestamp, sentAt, or the skew correction from both) outside years 1 to 9999."""
-    if _depth(body) > 250:
-        return "nesting deeper than 250 levels"
-    events = body.get("batch") if isinstance(body, dict) and "batch" in body else [body]
-    for event in events if isinstance(events, list) else []:
-        if isinstance(event, dict) and _time_out_of_range(event, body):
-            return "a timestamp or its skew correction outside the datetime range"
-    return None
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
-_OUT_OF_RANGE = -1
-
-
-def _ms(value: Any) -> int | None:
-    """Epoch ms with ingest's own parser; _OUT_OF_RANGE when it leaves years 1 to 9999."""
-    if not isinstance(value, str):
-        return None
-    try:
-        ms = epoch_ms(parse_iso(value))
-        datetime.fromtimestamp(ms / 1000, UTC)
-    except ValueError:
-        return None
-    except (OverflowError, OSError):
-        return _OUT_OF_RANGE
-    return ms
-
-
-def _time_out_of_range(event: dict[str, Any], body: Any) -> bool:
-    sent = _ms(event.get("sentAt"))
-    if sent is None and isinstance(body, dict):
-        sent = _ms(body.get("sentAt"))
-    timestamp = _ms(event.get("timestamp"))
-    original = _ms(event.get("originalTimestamp"))
-    if _OUT_OF_RANGE in (sent, timestamp, original):
-        return True
-    if sent is None or timestamp is None:
-        return False
-    corrected = epoch_ms(datetime.now(UTC)) - (sent - timestamp)
-    try:
-        datetime.fromtimestamp(corrected / 1000, UTC)
-    except (ValueError, OverflowError, OSError):
-        return True
-    return False
