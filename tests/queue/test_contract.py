@@ -225,7 +225,9 @@ async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFa
     assert len(abandoned) == 2
     again = await drain(q, "s", 2, timeout=5)
     assert sorted(d.message_id for d in again) == ["lease-0", "lease-1"]
-    assert all(d.attempts == 2 for d in again)
+    # >= 2: under load a JetStream pull can time out on the client just as a redelivery
+    # arrives, which JetStream counts as one more delivery
+    assert all(d.attempts >= 2 for d in again)
     await q.ack("s", again)
     assert await q.pull("s", 2, timeout=1.5) == []
 
