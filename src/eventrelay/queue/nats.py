@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -37,11 +36,11 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from eventrelay.queue.base import Delivery, Message
+from eventrelay.queue.nats_publish import MSG_ID_HEADER, Outgoing, publish_until_stored
 from eventrelay.settings import Settings
 
 log = logging.getLogger("eventrelay.queue")
 
-MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_TIMEOUT = 10.0
 # Retention beyond the delivery max age: the worker expires (and counts) events first.
 _AGE_MARGIN = 3600.0
@@ -89,6 +88,7 @@ class NatsQueue:
         self.lease_seconds: float | None = self._ack_wait
         self._dedup_window = settings.nats_dedup_window_seconds
         self._max_age = settings.max_event_age_seconds + _AGE_MARGIN
+        self._publish_deadline = settings.nats_publish_deadline_seconds
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
@@ -184,26 +184,18 @@ class NatsQueue:
     # --- publish ---------------------------------------------------------------------------
 
     async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
-        js = self._jsx()
-        if self._nc is None or not self._nc.is_connected:
-            # Refuse at once (the API answers 503 and the client retries) rather than buffer
-            # publishes that may never be stored while the server is away.
-            raise ConnectionError("NATS is not connected")
-        futures: list[asyncio.Future[Any]] = []
-        for stream, messages in batches.items():
-            subject = self._subject(stream)
-            for message in messages:
-                futures.append(
-                    await js.publish_async(
-                        subject,
-                        message.data,
-                        headers={MSG_ID_HEADER: f"{stream}:{message.id}"},
-                    )
-                )
-        if futures:
-            # Durable once JetStream acknowledged every message (stored, and replicated when the
-            # stream has replicas).
-            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
+        if self._nc is None or self._js is None:
+            raise RuntimeError("queue is not started")
+        outgoing = [
+            Outgoing(self._subject(stream), message.data, f"{stream}:{message.id}")
+            for stream, messages in batches.items()
+            for message in messages
+        ]
+        if outgoing:
+            # Durable once JetStream acknowledged every message (stored, and replicated when
+            # the stream has replicas); retried through a leader election or a lost server
+            # until the deadline (queue/nats_publish.py).
+            await publish_until_stored(self._nc, self._js, outgoing, self._publish_deadline)
 
     # --- consume ---------------------------------------------------------------------------
 

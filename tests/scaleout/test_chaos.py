@@ -1,0 +1,149 @@
+"""Random SIGKILLs of the API, a worker or nats-server under load (scale-out shape, 1 API, 2
+workers, batched webhook): every event answered 200 is delivered, and few are delivered twice.
+
+Each killed process is started again at once (nats-server on its port and store). The load
+resends a batch that got no 200 with the same messageIds, as the SDKs do. Each duplicate is
+charged to the kill that preceded its second delivery, so the print says where they come from.
+
+The suite runs a short version; the issue's figure is
+`EVENTRELAY_CHAOS_EVENTS=100000 EVENTRELAY_CHAOS_KILLS=20 pytest tests/scaleout/test_chaos.py -s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.scaleout.test_cluster import ENV, create_source, create_webhook, received_at
+from tests.support.cluster import Cluster, cluster
+from tests.support.nats import NatsServer
+from tests.support.sink import Sink
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
+
+EVENTS = int(os.environ.get("EVENTRELAY_CHAOS_EVENTS", "6000"))
+KILLS = int(os.environ.get("EVENTRELAY_CHAOS_KILLS", "6"))
+BATCH = 100
+# Share of duplicates allowed at the sink (the issue's aim: at most 1%).
+MAX_DUPLICATES = float(os.environ.get("EVENTRELAY_CHAOS_MAX_DUPLICATES", "0.01"))
+VICTIMS = ("api", "w1", "w2", "nats")
+
+
+class Sender:
+    """Sends `total` events in batches through the (current) API process; a batch answered
+    anything but 200 is sent again, same ids, until it is."""
+
+    def __init__(self, c: Cluster, write_key: str, total: int) -> None:
+        self.c = c
+        self.write_key = write_key
+        self.total = total
+        self.acked: set[str] = set()
+        self.answers: Counter[int | str] = Counter()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        async with httpx.AsyncClient(auth=(self.write_key, ""), timeout=15) as client:
+            while len(self.acked) < self.total:
+                ids = [str(uuid.uuid4()) for _ in range(BATCH)]
+                batch = [
+                    {"type": "track", "userId": "u", "event": "E", "messageId": i} for i in ids
+                ]
+                while True:
+                    try:
+                        url = self.c.apis[0].base_url + "/v1/batch"
+                        r = await client.post(url, json={"batch": batch})
+                        self.answers[r.status_code] += 1
+                        if r.status_code == 200:
+                            self.acked.update(ids)
+                            break
+                    except httpx.HTTPError as exc:
+                        self.answers[type(exc).__name__] += 1
+                    await asyncio.sleep(0.1)
+
+    def start(self) -> Sender:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+
+def restart(c: Cluster, victim: str) -> None:
+    """SIGKILL the victim and start it again (a new API process takes the old one's place)."""
+    if victim == "api":
+        c.apis.pop(0).stop(signal.SIGKILL)
+        c.start_api()
+    elif victim == "nats":
+        assert isinstance(c.nats, NatsServer)
+        c.nats.kill()
+        c.nats.start()
+    else:
+        c.kill_worker(victim)
+        c.start_worker(victim)
+
+
+async def test_random_sigkills_lose_nothing_and_duplicate_little(tmp_path: Path) -> None:
+    seed = int(os.environ.get("EVENTRELAY_CHAOS_SEED", str(random.randrange(1 << 30))))
+    rng = random.Random(seed)
+    sink = await Sink().start()
+    kills: list[tuple[float, str]] = []
+    try:
+        async with cluster(tmp_path, ENV, apis=1, workers=2) as c:
+            async with c.admin() as admin:
+                source = await create_source(admin)
+                await create_webhook(
+                    admin, source["id"], sink.url + "/hook", batch=True, batch_size=BATCH
+                )
+            sender = Sender(c, source["write_key"], EVENTS).start()
+            started = time.monotonic()
+            for i in range(KILLS):
+                # Spread the kills over the load: kill i once this share is acknowledged.
+                due = EVENTS * (i + 1) // (KILLS + 1)
+                while len(sender.acked) < due:
+                    await asyncio.sleep(0.02)
+                await asyncio.sleep(rng.uniform(0, 0.3))
+                victim = rng.choice(VICTIMS)
+                kills.append((time.time(), victim))
+                await asyncio.to_thread(restart, c, victim)
+            assert sender.task is not None
+            await sender.task
+            sending = time.monotonic() - started
+            acked = set(sender.acked)
+            await sink.wait_for(lambda: acked <= set(received_at(sink, "/hook")), timeout=180)
+            await asyncio.sleep(2 * float(ENV["EVENTRELAY_NATS_ACK_WAIT_SECONDS"]))
+        received = received_at(sink, "/hook")
+        duplicates = sum(received.values()) - len(received)
+        by_victim = _charge(sink, kills)
+        print(
+            f"seed {seed}: {len(acked)} events in {sending:.0f}s, {len(kills)} kills"
+            f" {dict(Counter(v for _, v in kills))}; duplicates {duplicates}"
+            f" ({100 * duplicates / len(acked):.2f}%) by preceding kill {dict(by_victim)};"
+            f" answers {dict(sender.answers)}"
+        )
+        assert not acked - set(received), "events answered 200 were lost"
+        assert duplicates <= MAX_DUPLICATES * len(acked)
+    finally:
+        await sink.close()
+
+
+def _charge(sink: Sink, kills: list[tuple[float, str]]) -> Counter[str]:
+    """Each repeated delivery charged to the last kill before it ("none" before any kill)."""
+    seen: set[str] = set()
+    charged: Counter[str] = Counter()
+    for request in sink.requests:
+        if request.path != "/hook":
+            continue
+        body = request.json()
+        for event in body if isinstance(body, list) else [body]:
+            message_id = event["messageId"]
+            if message_id in seen:
+                before = [victim for at, victim in kills if at <= request.at]
+                charged[before[-1] if before else "none"] += 1
+            seen.add(message_id)
+    return charged
