@@ -71,6 +71,7 @@ class Load:
         self.acked: set[str] = set()
         self.refused = 0
         self.answers: Counter[int | str] = Counter()  # status codes, or the client's error
+        self.slowest = 0.0  # seconds, the longest request (informational)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -83,12 +84,14 @@ class Load:
                 batch = [
                     {"type": "track", "userId": "u", "event": "Load", "messageId": i} for i in ids
                 ]
+                began = time.monotonic()
                 try:
                     r = await cl.post("/v1/batch", json={"batch": batch})
                     self.answers[r.status_code] += 1
                 except httpx.HTTPError as exc:
                     self.answers[type(exc).__name__] += 1
                     r = None
+                self.slowest = max(self.slowest, time.monotonic() - began)
                 if r is not None and r.status_code == 200:
                     self.acked.update(ids)
                 else:
