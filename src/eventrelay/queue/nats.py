@@ -206,12 +206,25 @@ class NatsQueue:
         got: list[Msg] = []
         deadline = time.monotonic() + timeout
         fill_deadline: float | None = None
+        # Messages already fetched are leased from the moment JetStream sent them: a fill wait
+        # as long as the ack wait (a batched webhook waits up to batch_interval_ms) would let
+        # JetStream hand them to another worker meanwhile, and both would deliver them. Renew
+        # them every third of the ack wait while filling, as the worker does once it has them.
+        renew_every = self._ack_wait / 3
+        renewed = time.monotonic()
         while len(got) < max_messages:
             until = fill_deadline if got else deadline
             assert until is not None
+            if got:
+                until = min(until, renewed + renew_every)
             remaining = until - time.monotonic()
             if remaining <= 0.001:
-                break
+                if fill_deadline is None or time.monotonic() >= fill_deadline - 0.001:
+                    break
+                for msg in got:
+                    await msg.in_progress()
+                renewed = time.monotonic()
+                continue
             with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
                 got.extend(await sub.fetch(batch=max_messages - len(got), timeout=remaining))
             if got:
@@ -219,6 +232,7 @@ class NatsQueue:
                     break
                 if fill_deadline is None:
                     fill_deadline = time.monotonic() + fill
+                    renewed = time.monotonic()
         return [_Delivery(m, stream) for m in got]
 
     async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
