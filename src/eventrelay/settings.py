@@ -146,6 +146,14 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Redeliver a message a worker has not settled in this time."
     )
     nats_dedup_window_seconds: float = Field(default=120.0, ge=0)
+    # A follower waits 4-9 s for a lost leader before it campaigns (nats-server's Raft): the
+    # default rides through one election (measured 6.3 s on a 3-node cluster).
+    nats_publish_deadline_seconds: float = Field(
+        default=12.0,
+        gt=0,
+        description="Ingest retries a publish JetStream did not store (no stream leader during"
+        " an election, a lost server) for this long before answering 503.",
+    )
 
     # Vendor base URLs, only ever set by operators (tests point them at local stand-ins).
     vendor_base_urls: dict[str, str] = Field(default_factory=dict)

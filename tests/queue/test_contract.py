@@ -216,6 +216,27 @@ async def test_a_cancelled_pull_loses_nothing(queue_factory: QueueFactory) -> No
     assert sorted(d.message_id for d in got) == ["cp-0", "cp-1"]
 
 
+async def test_a_batch_filling_longer_than_the_lease_stays_leased(
+    queue_factory: QueueFactory,
+) -> None:
+    """What a pull has taken stays reserved while it waits for a fuller batch (a batched
+    webhook waits up to its interval, which may exceed the lease): not handed out again."""
+    q = await queue_factory()  # a 1 s lease
+    await q.publish({"s": msgs("fill", 1)})
+
+    async def more_later() -> None:
+        await asyncio.sleep(1.5)
+        await q.publish({"s": msgs("late", 1)})
+
+    later = asyncio.create_task(more_later())
+    got = await q.pull("s", 10, timeout=2, fill=2.5)
+    await later
+    assert sorted(d.message_id for d in got) == ["fill-0", "late-0"]
+    assert [d.attempts for d in got] == [1, 1]
+    await q.ack("s", got)
+    assert await q.pull("s", 10, timeout=1.5) == []
+
+
 async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFactory) -> None:
     """A holder that neither settles nor renews (hung, or lost the batch) loses it after the
     lease, as with JetStream's ack wait: nothing stays reserved forever."""

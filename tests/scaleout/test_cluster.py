@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import Cluster, cluster, delivered_by
+from tests.support.nats import NatsServer
 from tests.support.sink import Sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
@@ -62,26 +64,34 @@ async def create_webhook(admin: httpx.AsyncClient, source_id: str, url: str, **c
 class Load:
     """Batches of fresh events spread over every API process; remembers what was acknowledged."""
 
-    def __init__(self, c: Cluster, write_key: str) -> None:
+    def __init__(self, c: Cluster, write_key: str, timeout: float = 5) -> None:
         self.c = c
         self.write_key = write_key
+        self.timeout = timeout
         self.acked: set[str] = set()
         self.refused = 0
+        self.answers: Counter[int | str] = Counter()  # status codes, or the client's error
+        self.slowest = 0.0  # seconds, the longest request (informational)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _run(self, api: int) -> None:
         base = self.c.apis[api].base_url
-        async with httpx.AsyncClient(base_url=base, auth=(self.write_key, ""), timeout=5) as cl:
+        auth = (self.write_key, "")
+        async with httpx.AsyncClient(base_url=base, auth=auth, timeout=self.timeout) as cl:
             while not self._stop.is_set():
                 ids = [str(uuid.uuid4()) for _ in range(20)]
                 batch = [
                     {"type": "track", "userId": "u", "event": "Load", "messageId": i} for i in ids
                 ]
+                began = time.monotonic()
                 try:
                     r = await cl.post("/v1/batch", json={"batch": batch})
-                except httpx.HTTPError:
+                    self.answers[r.status_code] += 1
+                except httpx.HTTPError as exc:
+                    self.answers[type(exc).__name__] += 1
                     r = None
+                self.slowest = max(self.slowest, time.monotonic() - began)
                 if r is not None and r.status_code == 200:
                     self.acked.update(ids)
                 else:
@@ -97,13 +107,18 @@ class Load:
         await asyncio.gather(*self._tasks)
 
 
-def ids_at(sink: Sink, path: str, after: float = 0.0) -> set[str]:
-    out: set[str] = set()
+def received_at(sink: Sink, path: str, after: float = 0.0) -> Counter[str]:
+    """How many times the sink received each messageId at `path`."""
+    out: Counter[str] = Counter()
     for r in sink.requests:
         if r.path == path and r.at >= after:
             body = r.json()
             out.update(e["messageId"] for e in (body if isinstance(body, list) else [body]))
     return out
+
+
+def ids_at(sink: Sink, path: str, after: float = 0.0) -> set[str]:
+    return set(received_at(sink, path, after))
 
 
 async def eventually(check: Callable[[], Any], timeout: float, what: str) -> float:
@@ -167,12 +182,16 @@ async def _both_delivered(w1: Any, w2: Any, integration_id: str) -> bool:
 async def test_nats_restart_under_load_loses_no_acknowledged_event(tmp_path: Path) -> None:
     sink = await Sink().start()
     try:
-        async with cluster(tmp_path, ENV, apis=1, workers=2) as c:
+        # Ingest retries a publish for this long before answering 503 (a single server has no
+        # other to fail over to).
+        env = ENV | {"EVENTRELAY_NATS_PUBLISH_DEADLINE_SECONDS": "0.3"}
+        async with cluster(tmp_path, env, apis=1, workers=2) as c:
             async with c.admin() as admin:
                 source = await create_source(admin)
                 await create_webhook(admin, source["id"], sink.url + "/hook", batch=True)
             load = Load(c, source["write_key"]).start()
             await sink.wait_for(lambda: len(ids_at(sink, "/hook")) > 200, timeout=30)
+            assert isinstance(c.nats, NatsServer)
             c.nats.stop()
             refused_before = load.refused
             await asyncio.sleep(1.0)

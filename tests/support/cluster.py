@@ -1,7 +1,7 @@
 """A scale-out deployment made of real processes: API processes (`serve --no-workers`) and
 delivery workers (`worker`) sharing a fresh PostgreSQL database and a nats-server of the test's
-own (file storage in a temporary directory), each process with its own data directory, as on
-separate machines.
+own (file storage in a temporary directory) or a 3-node JetStream cluster, each process with its
+own data directory, as on separate machines.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 from cryptography.fernet import Fernet
 
-from tests.support.nats import NatsServer, require_nats_binary
+from tests.support.nats import NatsCluster, NatsServer, require_nats_binary
 from tests.support.process import Server, eventrelay_process
 from tests.support.services import POSTGRES_ADMIN_URL, port_open, require
 
@@ -29,11 +29,18 @@ _SAMPLE = re.compile(r"^eventrelay_delivery_events_total\{(?P<labels>[^}]*)\} (?
 
 class Cluster:
     def __init__(
-        self, root: Path, database_url: str, env: dict[str, str], module: str = "eventrelay"
+        self,
+        root: Path,
+        database_url: str,
+        env: dict[str, str],
+        module: str = "eventrelay",
+        nats_nodes: int = 1,
     ) -> None:
         self.root = root
         self.module = module  # what `python -m` runs (a launcher installing a stand-in)
-        self.nats = NatsServer(root / "nats")
+        self.nats: NatsServer | NatsCluster = (
+            NatsServer(root / "nats") if nats_nodes == 1 else NatsCluster(root / "nats", nats_nodes)
+        )
         self.env = {
             **env,
             "EVENTRELAY_DATABASE_URL": database_url,
@@ -121,14 +128,19 @@ async def postgres_database() -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def cluster(
-    root: Path, env: dict[str, str], apis: int, workers: int, module: str = "eventrelay"
+    root: Path,
+    env: dict[str, str],
+    apis: int,
+    workers: int,
+    module: str = "eventrelay",
+    nats_nodes: int = 1,
 ) -> AsyncIterator[Cluster]:
     """Start nats-server, then the API processes (the first bootstraps the owner token), then
     the workers, all in parallel threads so the test does not wait on each start in turn."""
     require_nats_binary()
     async with postgres_database() as database_url:
-        c = Cluster(root, database_url, env, module)
-        c.nats.start()
+        c = Cluster(root, database_url, env, module, nats_nodes)
+        await asyncio.to_thread(c.nats.start)
         try:
             await asyncio.to_thread(c.start_api)
             starts: list[Any] = [asyncio.to_thread(c.start_api) for _ in range(apis - 1)]

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import nats
 from nats.aio.client import Client
@@ -37,11 +36,11 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from eventrelay.queue.base import Delivery, Message
+from eventrelay.queue.nats_publish import MSG_ID_HEADER, Outgoing, publish_until_stored
 from eventrelay.settings import Settings
 
 log = logging.getLogger("eventrelay.queue")
 
-MSG_ID_HEADER = "Nats-Msg-Id"
 PUBLISH_TIMEOUT = 10.0
 # Retention beyond the delivery max age: the worker expires (and counts) events first.
 _AGE_MARGIN = 3600.0
@@ -89,6 +88,7 @@ class NatsQueue:
         self.lease_seconds: float | None = self._ack_wait
         self._dedup_window = settings.nats_dedup_window_seconds
         self._max_age = settings.max_event_age_seconds + _AGE_MARGIN
+        self._publish_deadline = settings.nats_publish_deadline_seconds
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
@@ -184,26 +184,18 @@ class NatsQueue:
     # --- publish ---------------------------------------------------------------------------
 
     async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
-        js = self._jsx()
-        if self._nc is None or not self._nc.is_connected:
-            # Refuse at once (the API answers 503 and the client retries) rather than buffer
-            # publishes that may never be stored while the server is away.
-            raise ConnectionError("NATS is not connected")
-        futures: list[asyncio.Future[Any]] = []
-        for stream, messages in batches.items():
-            subject = self._subject(stream)
-            for message in messages:
-                futures.append(
-                    await js.publish_async(
-                        subject,
-                        message.data,
-                        headers={MSG_ID_HEADER: f"{stream}:{message.id}"},
-                    )
-                )
-        if futures:
-            # Durable once JetStream acknowledged every message (stored, and replicated when the
-            # stream has replicas).
-            await asyncio.wait_for(asyncio.gather(*futures), PUBLISH_TIMEOUT)
+        if self._nc is None or self._js is None:
+            raise RuntimeError("queue is not started")
+        outgoing = [
+            Outgoing(self._subject(stream), message.data, f"{stream}:{message.id}")
+            for stream, messages in batches.items()
+            for message in messages
+        ]
+        if outgoing:
+            # Durable once JetStream acknowledged every message (stored, and replicated when
+            # the stream has replicas); retried through a leader election or a lost server
+            # until the deadline (queue/nats_publish.py).
+            await publish_until_stored(self._nc, self._js, outgoing, self._publish_deadline)
 
     # --- consume ---------------------------------------------------------------------------
 
@@ -214,12 +206,25 @@ class NatsQueue:
         got: list[Msg] = []
         deadline = time.monotonic() + timeout
         fill_deadline: float | None = None
+        # Messages already fetched are leased from the moment JetStream sent them: a fill wait
+        # as long as the ack wait (a batched webhook waits up to batch_interval_ms) would let
+        # JetStream hand them to another worker meanwhile, and both would deliver them. Renew
+        # them every third of the ack wait while filling, as the worker does once it has them.
+        renew_every = self._ack_wait / 3
+        renewed = time.monotonic()
         while len(got) < max_messages:
             until = fill_deadline if got else deadline
             assert until is not None
+            if got:
+                until = min(until, renewed + renew_every)
             remaining = until - time.monotonic()
             if remaining <= 0.001:
-                break
+                if fill_deadline is None or time.monotonic() >= fill_deadline - 0.001:
+                    break
+                for msg in got:
+                    await msg.in_progress()
+                renewed = time.monotonic()
+                continue
             with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
                 got.extend(await sub.fetch(batch=max_messages - len(got), timeout=remaining))
             if got:
@@ -227,6 +232,7 @@ class NatsQueue:
                     break
                 if fill_deadline is None:
                     fill_deadline = time.monotonic() + fill
+                    renewed = time.monotonic()
         return [_Delivery(m, stream) for m in got]
 
     async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
