@@ -30,6 +30,7 @@ from eventrelay.api.openapi_ingest import add_ingest_paths
 from eventrelay.api.openapi_links import add_links
 from eventrelay.api.routes import (
     audit,
+    auth,
     catalog,
     delivery,
     health,
@@ -39,9 +40,10 @@ from eventrelay.api.routes import (
     sources,
     telemetry,
     tokens,
+    users,
 )
 from eventrelay.api.text_guard import NulGuard
-from eventrelay.control.bootstrap import ensure_owner
+from eventrelay.control.bootstrap import ensure_owner, ensure_owner_user
 from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.queue.sqlite import QueueLocked
 from eventrelay.runtime import Runtime
@@ -153,6 +155,9 @@ def create_app(
                     f"{rt.settings.owner_token_file}):\n{secret}",
                     flush=True,
                 )
+            email = await ensure_owner_user(rt)
+            if email:
+                print(f"eventrelay: created the owner user {email}", flush=True)
         try:
             delivers = await rt.start(ingest=True, consume=workers, consume_if_free=workers_if_free)
         except QueueLocked as exc:
@@ -197,6 +202,8 @@ def create_app(
         integrations,
         delivery,
         tokens,
+        auth,
+        users,
         catalog,
         audit,
         org,
