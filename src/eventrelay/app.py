@@ -32,6 +32,7 @@ from eventrelay.api.routes import (
     audit,
     auth,
     catalog,
+    console,
     delivery,
     health,
     integrations,
@@ -208,6 +209,7 @@ def create_app(
         audit,
         org,
         live,
+        console,
     ):
         admin.include_router(module.router)
     admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped
