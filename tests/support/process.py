@@ -28,7 +28,8 @@ class Server:
         return self.proc.wait(timeout=timeout)
 
 
-def wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_healthy(base_url: str, proc: subprocess.Popen[str], timeout: float = 90) -> None:
+    # Generous: start-up (imports, migrations) took over 30 s on a 2-core machine under load.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
