@@ -58,7 +58,7 @@ export function DeliveryCharts({ metrics }: { metrics: Metrics }) {
             <Tooltip labelFormatter={label} />
             <Legend />
             {SERIES.map(([name, colour]) => (
-              <Line key={name} type="monotone" dataKey={name} stroke={colour} dot={false} isAnimationActive={false} />
+              <Line key={name} type="monotone" dataKey={name} stroke={colour} dot={{ r: 2 }} isAnimationActive={false} />
             ))}
           </LineChart>
         </ResponsiveContainer>
@@ -72,8 +72,8 @@ export function DeliveryCharts({ metrics }: { metrics: Metrics }) {
             <YAxis unit=" ms" />
             <Tooltip labelFormatter={label} />
             <Legend />
-            <Line type="monotone" dataKey="time_to_success_p50" name="p50 ms" stroke="#1a7f37" dot={false} isAnimationActive={false} />
-            <Line type="monotone" dataKey="time_to_success_p95" name="p95 ms" stroke="#0969da" dot={false} isAnimationActive={false} />
+            <Line type="monotone" dataKey="time_to_success_p50" name="p50 ms" stroke="#1a7f37" dot={{ r: 2 }} isAnimationActive={false} />
+            <Line type="monotone" dataKey="time_to_success_p95" name="p95 ms" stroke="#0969da" dot={{ r: 2 }} isAnimationActive={false} />
           </LineChart>
         </ResponsiveContainer>
         <figcaption>Time to delivery (p50, p95)</figcaption>
