@@ -30,7 +30,9 @@ from eventrelay.api.openapi_ingest import add_ingest_paths
 from eventrelay.api.openapi_links import add_links
 from eventrelay.api.routes import (
     audit,
+    auth,
     catalog,
+    console,
     delivery,
     health,
     integrations,
@@ -39,9 +41,10 @@ from eventrelay.api.routes import (
     sources,
     telemetry,
     tokens,
+    users,
 )
 from eventrelay.api.text_guard import NulGuard
-from eventrelay.control.bootstrap import ensure_owner
+from eventrelay.control.bootstrap import ensure_owner, ensure_owner_user
 from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.queue.sqlite import QueueLocked
 from eventrelay.runtime import Runtime
@@ -153,6 +156,9 @@ def create_app(
                     f"{rt.settings.owner_token_file}):\n{secret}",
                     flush=True,
                 )
+            email = await ensure_owner_user(rt)
+            if email:
+                print(f"eventrelay: created the owner user {email}", flush=True)
         try:
             delivers = await rt.start(ingest=True, consume=workers, consume_if_free=workers_if_free)
         except QueueLocked as exc:
@@ -197,10 +203,13 @@ def create_app(
         integrations,
         delivery,
         tokens,
+        auth,
+        users,
         catalog,
         audit,
         org,
         live,
+        console,
     ):
         admin.include_router(module.router)
     admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped

@@ -253,6 +253,44 @@ def tokens_revoke(token_id: str) -> None:
 
 
 @main.group()
+def users() -> None:
+    """Console users (works without a running server)."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--name", default=None, help="Display name (default: the email).")
+@click.option("--org", default=None, help="Organisation id (default: the first one).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    envvar="EVENTRELAY_NEW_PASSWORD",
+    help="Asked for when not given (or EVENTRELAY_NEW_PASSWORD): keep it out of shell history.",
+)
+def users_create(email: str, role: str, name: str | None, org: str | None, password: str) -> None:
+    """Create an active user who logs in to the console with this email and password."""
+    from eventrelay.control.users import create_with_password
+    from eventrelay.errors import ApiError
+    from eventrelay.store.audit import Actor
+
+    async def run(rt: Runtime) -> dict[str, Any]:
+        org_id = await _org_id(rt, org)
+        actor = Actor(org_id, None, "cli")
+        return await create_with_password(rt, actor, email, name or email, role, password)
+
+    try:
+        created = _with_runtime(run)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    except ValueError as exc:  # the email's validation
+        raise click.ClickException(str(exc).splitlines()[-1]) from None
+    click.echo(f"created {created['id']} {created['email']} ({created['role']})")
+
+
+@main.group()
 def orgs() -> None:
     """Organisations (tenants): each has its own sources, integrations, tokens and audit log.
 

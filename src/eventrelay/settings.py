@@ -155,6 +155,28 @@ class Settings(BaseSettings):
         " an election, a lost server) for this long before answering 503.",
     )
 
+    # Console accounts (control/auth.py).
+    access_token_seconds: int = Field(
+        default=300, ge=5, le=3600, description="Lifetime of a signed access token (JWT)."
+    )
+    session_days: float = Field(
+        default=14, gt=0, le=365, description="A login's refresh tokens stop working after this."
+    )
+    login_window_seconds: int = Field(
+        default=900, ge=1, description="Failed logins are counted over this sliding window."
+    )
+    login_failures_per_account: int = Field(
+        default=5, ge=1, description="Failed logins per email in the window before 429."
+    )
+    login_failures_per_address: int = Field(
+        default=50, ge=1, description="Failed logins per client address in the window before 429."
+    )
+    owner_email: str | None = Field(
+        default=None,
+        description="First start: also create this owner user (with EVENTRELAY_OWNER_PASSWORD).",
+    )
+    owner_password: SecretStr | None = None
+
     # Vendor base URLs, only ever set by operators (tests point them at local stand-ins).
     vendor_base_urls: dict[str, str] = Field(default_factory=dict)
 

@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("GET", "/v1/admin/organization", "viewer", None),
     ("PUT", "/v1/admin/organization", "admin", {"consent_categories": ["analytics"]}),
     ("GET", "/v1/admin/audit-log", "admin", None),
+    ("GET", "/v1/admin/users", "admin", None),
     ("GET", "/v1/admin/tokens", "owner", None),
     ("POST", "/v1/admin/tokens", "owner", {"name": "t", "role": "viewer"}),
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from asgi_lifespan import LifespanManager
 
-from eventrelay.app import create_app
+from eventrelay.app import EventRelayApp, create_app
 from eventrelay.delivery.plane import DeliveryPlane
 from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
@@ -23,6 +23,7 @@ class Api:
     owner_token: str
     tokens: dict[str, str] = field(default_factory=dict)
     delivery: DeliveryPlane | None = None  # the app's delivery plane, when it delivers
+    app: EventRelayApp | None = None
 
     def auth(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.owner_token}"}
@@ -117,4 +118,4 @@ async def running_api(settings: Settings) -> AsyncIterator[Api]:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             token = settings.owner_token_file.read_text().strip()
             delivery = app.admin.state.delivery
-            yield Api(client=client, runtime=runtime, owner_token=token, delivery=delivery)
+            yield Api(client=client, runtime=runtime, owner_token=token, delivery=delivery, app=app)

@@ -1,4 +1,9 @@
-"""Request dependencies: the runtime, the calling token (Principal) and role checks."""
+"""Request dependencies: the runtime, the caller (Principal) and role checks.
+
+A caller is an API token (`Authorization: Bearer ert_...`, for machines) or a console user: a
+signed access token in the same header, or in the httpOnly session cookie from the console's
+login; a cookie-authenticated request that changes something must carry the session's CSRF
+token (api/session_cookies.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from datetime import timedelta
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from eventrelay.api.session_cookies import ACCESS, CSRF_HEADER, client_ip
+from eventrelay.control import auth
 from eventrelay.core.roles import at_least
 from eventrelay.errors import ApiError
 from eventrelay.runtime import Runtime
@@ -17,20 +24,26 @@ from eventrelay.store.audit import Actor
 from eventrelay.timeutil import utcnow
 
 _TOUCH_EVERY = timedelta(minutes=1)
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
     org_id: str
-    token_id: str
-    token_name: str
+    actor_id: str  # tok_... (an API token) or usr_... (a console user)
+    actor_name: str  # the token's name or the user's email: what the audit log shows
     role: str
     ip: str | None
     user_agent: str | None
+    session_id: str | None = None  # a console user's login session
+
+    @property
+    def is_user(self) -> bool:
+        return self.session_id is not None
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.org_id, self.token_id, self.token_name, self.ip, self.user_agent)
+        return Actor(self.org_id, self.actor_id, self.actor_name, self.ip, self.user_agent)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -46,21 +59,53 @@ def _unauthorized(message: str) -> ApiError:
 # below, so that a missing or bad token gets this API's own 401 envelope.
 _BEARER = HTTPBearer(
     scheme_name="adminToken",
-    description="An admin API token (ert_...): Authorization: Bearer <token>.",
+    description="An admin API token (ert_...) or a console user's access token (from "
+    "/v1/admin/auth/login): Authorization: Bearer <token>.",
     auto_error=False,
 )
+
+
+def _looks_like_jwt(secret: str) -> bool:
+    return secret.count(".") == 2 and not secret.startswith(f"{tokens.TOKEN_PREFIX}_")
+
+
+async def _user_principal(rt: Runtime, request: Request, access_token: str) -> Principal:
+    claims = auth.verify_access(rt, access_token)
+    user = await auth.session_user(rt, claims)
+    return Principal(
+        org_id=str(user["org_id"]),
+        actor_id=str(user["id"]),
+        actor_name=str(user["email"]),
+        role=str(user["role"]),
+        ip=client_ip(rt, request),
+        user_agent=request.headers.get("user-agent"),
+        session_id=str(claims["sid"]),
+    )
 
 
 async def principal(
     request: Request, _declared: HTTPAuthorizationCredentials | None = Security(_BEARER)
 ) -> Principal:
+    rt = runtime_of(request)
     header = request.headers.get("authorization", "")
     scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+    secret = secret.strip()
+    if not header:
+        cookie = request.cookies.get(ACCESS)
+        if not cookie:
+            raise _unauthorized("missing bearer token: send Authorization: Bearer <token>")
+        who = await _user_principal(rt, request, cookie)
+        if request.method not in _SAFE_METHODS:
+            assert who.session_id is not None
+            if not auth.csrf_valid(rt, who.session_id, request.headers.get(CSRF_HEADER)):
+                raise ApiError(403, "csrf_failed", "missing or wrong X-CSRF-Token header")
+        return who
+    if scheme.lower() != "bearer" or not secret:
         raise _unauthorized("missing bearer token: send Authorization: Bearer <token>")
-    rt = runtime_of(request)
+    if _looks_like_jwt(secret):
+        return await _user_principal(rt, request, secret)
     async with rt.db.read() as conn:
-        row = await tokens.find_active(conn, secret.strip())
+        row = await tokens.find_active(conn, secret)
     if row is None:
         raise _unauthorized("invalid or revoked token")
     now = utcnow()
@@ -69,8 +114,8 @@ async def principal(
             await tokens.touch(conn, row["id"], now)
     return Principal(
         org_id=row["org_id"],
-        token_id=row["id"],
-        token_name=row["name"],
+        actor_id=row["id"],
+        actor_name=row["name"],
         role=row["role"],
         ip=request.client.host if request.client else None,
         user_agent=request.headers.get("user-agent"),
@@ -80,8 +125,9 @@ async def principal(
 def require(role: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(who: Principal = Depends(principal)) -> Principal:
         if not at_least(who.role, role):
+            kind = "user" if who.is_user else "token"
             raise ApiError(
-                403, "forbidden", f"this needs the {role} role or above; the token is {who.role}"
+                403, "forbidden", f"this needs the {role} role or above; the {kind} is {who.role}"
             )
         return who
 

@@ -152,7 +152,7 @@ class Metric(BaseModel):
     unit: str | None = Field(
         default=None,
         description='"ms" for latencies (time_to_success, time_to_first_attempt: the total is'
-        " the number of observations, the breakdown their average and p95 in milliseconds)",
+        " the number of observations, the breakdown their average, p50 and p95 in milliseconds)",
     )
     total: int
     breakdown: list[MetricBreakdown] | None = None

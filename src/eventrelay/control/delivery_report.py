@@ -126,6 +126,9 @@ class _Totals:
     def p95(self, name: str) -> float | None:
         return quantile(self.histograms[name], 0.95, self.lows.get(name), self.highs.get(name))
 
+    def p50(self, name: str) -> float | None:
+        return quantile(self.histograms[name], 0.5, self.lows.get(name), self.highs.get(name))
+
     def latency(self, name: str) -> dict[str, Any]:
         count = sum(self.histograms[name].values())
         average = round(self.sums[name] / count, 1) if count else None
@@ -135,6 +138,7 @@ class _Totals:
             "total": count,
             "breakdown": [
                 {"metricName": f"{name}_average", "value": average},
+                {"metricName": f"{name}_p50", "value": self.p50(name)},
                 {"metricName": f"{name}_p95", "value": self.p95(name)},
             ],
         }
@@ -194,6 +198,7 @@ class _Totals:
             "expired": self.counts["expired"],
             "filtered": self.counts["filtered"],
             "queued": self.counts["queued"],
+            "time_to_success_p50": self.p50("time_to_success"),
             "time_to_success_p95": self.p95("time_to_success"),
         }
 

@@ -246,3 +246,64 @@ load_batches = Table(
     UniqueConstraint("integration_id", "batch_id", name="uq_load_batches_integration_batch"),
     Index("ix_load_batches_created_at", "created_at"),
 )
+
+# People who sign in to the console (control/users.py). The email is stored lower-cased and is
+# unique across organisations: it alone names the account at login.
+users = Table(
+    "users",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("org_id", String(40), ForeignKey("organizations.id"), nullable=False, index=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    # invited (no password yet) | active | deactivated
+    Column("status", String(12), nullable=False),
+    Column("password_hash", String(200)),  # Argon2id, PHC string
+    # One-time link secret (invitation or reset by an admin), SHA-256 hashed, with its expiry.
+    Column("setup_token_hash", String(64), unique=True),
+    Column("setup_expires_at", UTCDateTime),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("last_login_at", UTCDateTime),
+)
+
+# A login: the family of refresh tokens it hands out. Revoked on logout, deactivation, password
+# change or reset, and when a refresh token is used twice (it was stolen).
+sessions = Table(
+    "sessions",
+    metadata,
+    _pk(),
+    Column("id", String(40), nullable=False, unique=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("revoked_reason", String(32)),
+    Column("ip", String(64)),
+    Column("user_agent", String(512)),
+)
+
+# Refresh tokens (opaque, SHA-256 hashed): each is good once; `used_at` set means rotated.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    _pk(),
+    Column("session_id", String(40), ForeignKey("sessions.id"), nullable=False, index=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("used_at", UTCDateTime),
+)
+
+# Failed logins, per key ("account:<email>" or "address:<ip>"), counted over a sliding window
+# in the database so that every API process of a scale-out deployment sees the same count.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _pk(),
+    Column("key", String(300), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index("ix_login_failures_key_created", "key", "created_at"),
+)

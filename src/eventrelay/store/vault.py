@@ -15,6 +15,7 @@ processes already have the newest key (`fingerprint`) before re-encrypting.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -65,6 +66,13 @@ class Vault:
             return False
         self._use(keys)
         return True
+
+    def derived_keys(self, purpose: str) -> list[bytes]:
+        """Keys for another use (signing console access tokens, CSRF tokens), derived from the
+        vault's keys with HMAC-SHA256 so every process sharing the key ring agrees on them, newest
+        first: sign with the first, accept any (a rotation does not log everyone out)."""
+        self.refresh()
+        return [hmac.new(k, purpose.encode(), hashlib.sha256).digest() for k in self._keys]
 
     def encrypt_json(self, value: dict[str, str]) -> str:
         self.refresh()  # a rotation since: encrypt with the newest key

@@ -17,11 +17,18 @@ from eventrelay.timeutil import iso_millis
 router = APIRouter(prefix="/v1/admin/audit-log", tags=["audit"], responses=ERROR_RESPONSES)
 
 
+def _actor(actor_id: str | None, name: str) -> dict[str, str | None]:
+    """A token (tok_...) or a console user (usr_...; `name` is their email)."""
+    if actor_id and actor_id.startswith("usr_"):
+        return {"token_id": None, "user_id": actor_id, "name": name}
+    return {"token_id": actor_id, "user_id": None, "name": name}
+
+
 def present(row: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "action": row["action"],
-        "actor": {"token_id": row["actor_token_id"], "name": row["actor_name"]},
+        "actor": _actor(row["actor_token_id"], row["actor_name"]),
         "resource_type": row["resource_type"],
         "resource_id": row["resource_id"],
         "changes": row["changes"],
