@@ -41,11 +41,11 @@ class RetryPolicy:
         delay = self.delay(attempts, retry_after)
         margin = min(LAST_ATTEMPT_MARGIN, self.max_age / 10)
         last_attempt_at = published_at + self.max_age - margin
+        if now >= last_attempt_at:
+            return None  # at or past the last attempt's time (even with a zero delay)
         if now + delay <= last_attempt_at:
             return delay
-        if now < last_attempt_at:
-            return last_attempt_at - now
-        return None
+        return last_attempt_at - now
 
     def expired(self, published_at: float, at: float) -> bool:
         return at - published_at >= self.max_age
