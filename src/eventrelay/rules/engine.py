@@ -1,0 +1,142 @@
+"""Compiled rules of one integration and their application to one event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from eventrelay.rules import actions, paths
+from eventrelay.rules.errors import ExpressionError, TransformError
+from eventrelay.rules.paths import MISSING
+
+# Reasons an event is not delivered, as counted under `filtered` in the metrics.
+TRIGGER, FILTER, SAMPLE, TRANSFORMATION, TRANSFORMATION_ERROR = (
+    "trigger",
+    "filter",
+    "sample",
+    "transformation",
+    "transformation_error",
+)
+
+Predicate = Callable[[Any], bool]
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    name: str  # "filters.0"
+    test: Predicate | None  # None: always
+    action: str
+    percent: float = 100.0
+    seed: str = ""
+    paths: tuple[paths.Path, ...] = ()
+    allowed: dict[str, list[paths.Path]] = field(default_factory=dict)
+
+
+class Transformation:
+    """A mapping or a function: event -> event, list of events, or None (drop)."""
+
+    def __call__(self, event: Event) -> Event | list[Event] | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the transformation holds (a JavaScript isolate)."""
+
+
+class Mapping(Transformation):
+    def __init__(self, targets: list[tuple[paths.Path, Callable[[Any], Any]]]) -> None:
+        self._targets = targets
+
+    def __call__(self, event: Event) -> Event:
+        values = [(path, value(event)) for path, value in self._targets]
+        out = event
+        for path, value in values:
+            if value is MISSING:
+                continue  # a path that is absent leaves the target as it is
+            try:
+                out = paths.set_path(out, path, value)
+            except ExpressionError as exc:
+                raise TransformError(exc.message) from None
+        return out
+
+
+@dataclass(slots=True)
+class Decision:
+    """The outcome of the rules for one event: `events` to deliver (usually one; a function
+    may return several), or none with the `reason` and the `rule` that stopped it."""
+
+    events: list[Event]
+    reason: str | None = None
+    rule: str | None = None
+    error: str | None = None
+    changed: bool = False
+    matched: list[str] = field(default_factory=list)
+
+    @property
+    def filtered(self) -> bool:
+        return self.reason is not None
+
+
+class CompiledRules:
+    def __init__(
+        self,
+        trigger: Predicate | None,
+        filters: list[Filter],
+        transformation: Transformation | None,
+    ) -> None:
+        self.trigger = trigger
+        self.filters = filters
+        self.transformation = transformation
+
+    @property
+    def empty(self) -> bool:
+        return self.trigger is None and not self.filters and self.transformation is None
+
+    def close(self) -> None:
+        if self.transformation is not None:
+            self.transformation.close()
+
+    def apply(self, event: Event) -> Decision:
+        matched: list[str] = []
+        if self.trigger is not None:
+            if not self.trigger(event):
+                return Decision([], TRIGGER, "trigger", matched=matched)
+            matched.append("trigger")
+        current = event
+        for rule in self.filters:
+            if rule.test is not None and not rule.test(current):
+                continue
+            matched.append(rule.name)
+            if rule.action == "drop":
+                return Decision([], FILTER, rule.name, matched=matched)
+            if rule.action == "sample":
+                if not actions.in_sample(current, rule.percent, rule.seed):
+                    return Decision([], SAMPLE, rule.name, matched=matched)
+            elif rule.action == "drop_properties":
+                current = actions.drop_properties(current, list(rule.paths))
+            else:
+                current = actions.allow_properties(current, rule.allowed)
+        if self.transformation is None:
+            return Decision([current], changed=current is not event, matched=matched)
+        matched.append("transformation")
+        try:
+            result = self.transformation(current)
+        except TransformError as exc:
+            return Decision(
+                [], TRANSFORMATION_ERROR, "transformation", error=str(exc), matched=matched
+            )
+        except Exception as exc:  # fail closed: a half-transformed event is never sent
+            return Decision(
+                [],
+                TRANSFORMATION_ERROR,
+                "transformation",
+                error=f"the transformation failed: {type(exc).__name__}",
+                matched=matched,
+            )
+        if result is None:
+            return Decision([], TRANSFORMATION, "transformation", matched=matched)
+        events = result if isinstance(result, list) else [result]
+        if not events:
+            return Decision([], TRANSFORMATION, "transformation", matched=matched)
+        return Decision(events, changed=True, matched=matched)
