@@ -36,6 +36,7 @@ from eventrelay.api.routes import (
     integrations,
     live,
     org,
+    rules,
     sources,
     telemetry,
     tokens,
@@ -201,6 +202,7 @@ def create_app(
         audit,
         org,
         live,
+        rules,
     ):
         admin.include_router(module.router)
     admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped

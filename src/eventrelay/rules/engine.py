@@ -8,7 +8,7 @@ from typing import Any
 
 from eventrelay.rules import actions, paths
 from eventrelay.rules.errors import ExpressionError, TransformError
-from eventrelay.rules.paths import MISSING
+from eventrelay.rules.paths import MISSING, Path
 
 # Reasons an event is not delivered, as counted under `filtered` in the metrics.
 TRIGGER, FILTER, SAMPLE, TRANSFORMATION, TRANSFORMATION_ERROR = (
@@ -30,8 +30,8 @@ class Filter:
     action: str
     percent: float = 100.0
     seed: str = ""
-    paths: tuple[paths.Path, ...] = ()
-    allowed: dict[str, list[paths.Path]] = field(default_factory=dict)
+    paths: tuple[Path, ...] = ()
+    allowed: dict[str, list[Path]] = field(default_factory=dict)
 
 
 class Transformation:
@@ -45,7 +45,7 @@ class Transformation:
 
 
 class Mapping(Transformation):
-    def __init__(self, targets: list[tuple[paths.Path, Callable[[Any], Any]]]) -> None:
+    def __init__(self, targets: list[tuple[Path, Callable[[Any], Any]]]) -> None:
         self._targets = targets
 
     def __call__(self, event: Event) -> Event:

@@ -178,9 +178,8 @@ def parse(text: str, templates: bool = False) -> Node:
     except UnexpectedEOF:
         raise ExpressionError("unexpected end of expression", len(text) + 1) from None
     except UnexpectedCharacters as exc:
-        raise ExpressionError(
-            f"unexpected character {text[exc.pos_in_stream]!r}", exc.pos_in_stream + 1
-        ) from None
+        at = exc.pos_in_stream or 0
+        raise ExpressionError(f"unexpected character {text[at]!r}", at + 1) from None
     except UnexpectedInput as exc:
         token = getattr(exc, "token", None)
         pos = exc.pos_in_stream if exc.pos_in_stream is not None else len(text)

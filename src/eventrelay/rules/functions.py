@@ -125,6 +125,8 @@ def to_number(value: Any) -> Any:
         return value
     if isinstance(value, str):
         text = value.strip()
+        if "_" in text:  # Python reads 1_000 as a number; JSON and people do not
+            return None
         try:
             return int(text)
         except ValueError:

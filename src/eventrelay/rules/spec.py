@@ -36,6 +36,11 @@ KEYS = {"trigger", "filters", "transformation"}
 FunctionFactory = Callable[[str, str], Transformation]
 
 
+def default_functions() -> FunctionFactory | None:
+    """The function sandbox of this installation (None: functions are refused)."""
+    return None
+
+
 def parse_condition(raw: Any, where: str) -> Node:
     """An FQL string or a structured object -> tree; errors under `where`."""
     if isinstance(raw, str):
@@ -168,8 +173,13 @@ def _transformation(raw: Any, functions: FunctionFactory | None) -> Transformati
         raise RulesInvalid([e.under(where) for e in exc.errors]) from None
 
 
-def compile_rules(raw: Any, functions: FunctionFactory | None = None) -> CompiledRules:
-    """`raw` as stored in the integration's config; RulesInvalid lists what is wrong."""
+def compile_rules(raw: Any, functions: FunctionFactory | bool | None = True) -> CompiledRules:
+    """`raw` as stored in the integration's config; RulesInvalid lists what is wrong.
+    `functions`: True for the installation's sandbox, None/False to refuse functions."""
+    if functions is True:
+        functions = default_functions()
+    elif functions is False:
+        functions = None
     if not isinstance(raw, dict):
         raise RulesInvalid(
             [RuleError("", "must be an object with trigger, filters, transformation")]
