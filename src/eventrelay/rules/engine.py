@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eventrelay.rules import actions, paths
-from eventrelay.rules.errors import ExpressionError, TransformError
+from eventrelay.rules.errors import TransformError
 from eventrelay.rules.paths import MISSING, Path
 
 # Reasons an event is not delivered, as counted under `filtered` in the metrics.
@@ -49,29 +49,59 @@ class Mapping(Transformation):
         self._targets = targets
 
     def __call__(self, event: Event) -> Event:
+        # Every expression reads the event as it came in; the output shares what it does not
+        # change (only the objects on a target's way are copied, each once).
         values = [(path, value(event)) for path, value in self._targets]
-        out = event
+        out = dict(event)
+        copied: set[int] = {id(out)}
         for path, value in values:
             if value is MISSING:
                 continue  # a path that is absent leaves the target as it is
-            try:
-                out = paths.set_path(out, path, value)
-            except ExpressionError as exc:
-                raise TransformError(exc.message) from None
+            node = out
+            for key in path[:-1]:
+                child = node.get(key, MISSING)
+                if child is MISSING:
+                    child = {}
+                elif not isinstance(child, dict):
+                    where = paths.render_path(path)
+                    raise TransformError(f"cannot set {where}: {key} is not an object")
+                elif id(child) not in copied:
+                    child = dict(child)
+                copied.add(id(child))
+                node[key] = child
+                node = child
+            node[path[-1]] = value
         return out
 
 
-@dataclass(slots=True)
 class Decision:
     """The outcome of the rules for one event: `events` to deliver (usually one; a function
-    may return several), or none with the `reason` and the `rule` that stopped it."""
+    may return several), or none with the `reason` and the `rule` that stopped it; `matched`
+    lists the rules whose condition held (for preview and evaluate)."""
 
-    events: list[Event]
-    reason: str | None = None
-    rule: str | None = None
-    error: str | None = None
-    changed: bool = False
-    matched: list[str] = field(default_factory=list)
+    __slots__ = ("changed", "error", "events", "matched", "reason", "rule")
+
+    def __init__(
+        self,
+        events: list[Event],
+        reason: str | None = None,
+        rule: str | None = None,
+        error: str | None = None,
+        changed: bool = False,
+        matched: list[str] | None = None,
+    ) -> None:
+        self.events = events
+        self.reason = reason
+        self.rule = rule
+        self.error = error
+        self.changed = changed
+        self.matched = matched if matched is not None else []
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision(reason={self.reason!r}, rule={self.rule!r}, changed={self.changed},"
+            f" matched={self.matched!r})"
+        )
 
     @property
     def filtered(self) -> bool:
@@ -88,6 +118,7 @@ class CompiledRules:
         self.trigger = trigger
         self.filters = filters
         self.transformation = transformation
+        self._steps = tuple((f.test, f) for f in filters)
 
     @property
     def empty(self) -> bool:
@@ -99,13 +130,14 @@ class CompiledRules:
 
     def apply(self, event: Event) -> Decision:
         matched: list[str] = []
-        if self.trigger is not None:
-            if not self.trigger(event):
-                return Decision([], TRIGGER, "trigger", matched=matched)
+        trigger = self.trigger
+        if trigger is not None:
+            if not trigger(event):
+                return Decision([], TRIGGER, "trigger", None, False, matched)
             matched.append("trigger")
         current = event
-        for rule in self.filters:
-            if rule.test is not None and not rule.test(current):
+        for test, rule in self._steps:
+            if test is not None and not test(current):
                 continue
             matched.append(rule.name)
             if rule.action == "drop":
@@ -118,7 +150,7 @@ class CompiledRules:
             else:
                 current = actions.allow_properties(current, rule.allowed)
         if self.transformation is None:
-            return Decision([current], changed=current is not event, matched=matched)
+            return Decision([current], None, None, None, current is not event, matched)
         matched.append("transformation")
         try:
             result = self.transformation(current)

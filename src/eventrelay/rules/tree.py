@@ -5,13 +5,14 @@ show a structured condition as FQL and the other way round)."""
 from __future__ import annotations
 
 import math
+import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from eventrelay.rules import paths
-from eventrelay.rules.functions import FUNCTIONS, equal, ordered
+from eventrelay.rules.functions import FUNCTIONS, equal, glob_regex, ordered
 from eventrelay.rules.paths import MISSING
 
 
@@ -63,11 +64,12 @@ class Not:
 Node = Field | Literal | Template | Call | Compare | And | Or | Not
 Evaluator = Callable[[Any], Any]
 
+# On two numbers or two strings these return a bool (checked before they are called).
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "<": lambda a, b: bool(a < b),
-    "<=": lambda a, b: bool(a <= b),
-    ">": lambda a, b: bool(a > b),
-    ">=": lambda a, b: bool(a >= b),
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
 }
 
 
@@ -75,15 +77,57 @@ def evaluator(node: Node) -> Evaluator:
     """A function event -> value for `node`."""
     if isinstance(node, Field):
         path = node.path
+        # The common short paths unrolled: an attribute lookup per level, nothing else.
         if len(path) == 1:
-            key = path[0]
-            return lambda e: e.get(key, MISSING) if isinstance(e, dict) else MISSING
+            (key,) = path
+            return lambda e: e.get(key, MISSING) if type(e) is dict else MISSING
+        if len(path) == 2:
+            first, second = path
+            if not second.isdigit():
+
+                def two(e: Any) -> Any:
+                    node = e.get(first) if type(e) is dict else None
+                    return node.get(second, MISSING) if type(node) is dict else MISSING
+
+                return two
+        if len(path) == 3 and not (path[1].isdigit() or path[2].isdigit()):
+            first, second, third = path
+
+            def three(e: Any) -> Any:
+                node = e.get(first) if type(e) is dict else None
+                node = node.get(second) if type(node) is dict else None
+                return node.get(third, MISSING) if type(node) is dict else MISSING
+
+            return three
         return lambda e: paths.get(e, path)
     if isinstance(node, Literal):
         value = node.value
         return lambda e: value
     if isinstance(node, Template):
         return _template(node)
+    if (
+        isinstance(node, Call)
+        and node.name == "contains"
+        and isinstance(node.args[1], Literal)
+        and type(node.args[1].value) is str
+    ):
+        haystack, needle = evaluator(node.args[0]), node.args[1].value
+
+        def contains_text(e: Any) -> bool:
+            value = haystack(e)
+            if type(value) is str:
+                return needle in value
+            return type(value) is list and needle in value  # a str equals only a str
+
+        return contains_text
+    if (
+        isinstance(node, Call)
+        and node.name == "match"
+        and isinstance(node.args[1], Literal)
+        and type(node.args[1].value) is str
+    ):
+        subject, pattern = evaluator(node.args[0]), glob_regex(node.args[1].value).fullmatch
+        return lambda e: type(v := subject(e)) is str and pattern(v) is not None
     if isinstance(node, Call):
         function = FUNCTIONS[node.name][0]
         args = [evaluator(a) for a in node.args]
@@ -135,6 +179,18 @@ def _compare(node: Compare) -> Callable[[Any], bool]:
     if node.op == "!=":
         return lambda e: not equal(left(e), right(e))
     order = _ORDER[node.op]
+    if isinstance(node.right, Literal) and type(node.right.value) in (int, float, str):
+        # A path against a number or string literal (properties.total > 100): one type check.
+        bound = node.right.value
+        kinds = (int, float) if type(bound) in (int, float) else (str,)
+        if bound != bound:  # NaN orders with nothing
+            return lambda e: False
+
+        def against_literal(e: Any) -> bool:
+            a = left(e)
+            return type(a) in kinds and a == a and order(a, bound)
+
+        return against_literal
 
     def compare(e: Any) -> bool:
         a, b = left(e), right(e)
