@@ -135,8 +135,8 @@ def evaluator(node: Node) -> Evaluator:
             (only,) = args
             return lambda e: function(only(e))
         if len(args) == 2:
-            first, second = args
-            return lambda e: function(first(e), second(e))
+            arg0, arg1 = args
+            return lambda e: function(arg0(e), arg1(e))
         return lambda e: function(*(a(e) for a in args))
     if isinstance(node, Compare):
         return _compare(node)
