@@ -232,3 +232,53 @@ async def test_evaluate_needs_an_editor(api: Api) -> None:
         json={"rules": {"trigger": "true"}, "events": [{"type": "track"}]},
     )
     assert r.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("source", "position", "words"),
+    [
+        ("function transform(e) {\n  return e.;\n}", 36, "SyntaxError"),
+        ("function other(e) { return e; }", None, "transform(event)"),
+        ("function transform(e) { while (true) {} }", None, "time limit"),
+        ("function transform(e) { return fetch('http://127.0.0.1/'); }", None, "ReferenceError"),
+    ],
+)
+async def test_functions_are_compiled_and_dry_run_on_save(
+    api: Api, source: str, position: int | None, words: str
+) -> None:
+    source_row = await api.make_source()
+    rules = {"transformation": {"function": {"language": "javascript", "source": source}}}
+    r = await api.post(
+        "/v1/admin/integrations",
+        json={
+            "source_id": source_row["id"],
+            "type": "webhook",
+            "name": "Hook",
+            "config": {"url": HOOK, "rules": rules},
+        },
+    )
+    assert r.status_code == 422, r.text
+    detail = r.json()["error"]["details"][0]
+    assert detail["field"] == "config.rules.transformation.function.source"
+    assert words in detail["message"]
+    assert detail.get("position") == position
+
+
+async def test_evaluate_runs_a_function(api: Api) -> None:
+    source = """
+    function transform(event) {
+      if (event.event === "Skip") return null;
+      return [event, {...event, event: event.event + " (copy)"}];
+    }
+    """
+    r = await api.post(
+        "/v1/admin/rules/evaluate",
+        json={
+            "rules": {"transformation": {"function": {"language": "javascript", "source": source}}},
+            "events": [{"type": "track", "event": "A"}, {"type": "track", "event": "Skip"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    first, second = r.json()["results"]
+    assert [e["event"] for e in first["events"]] == ["A", "A (copy)"]
+    assert second["reason"] == "transformation"

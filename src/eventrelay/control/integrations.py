@@ -193,7 +193,7 @@ async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str
     refuse_planned(destination)
     require_extra(destination)  # S3, warehouses: their client libraries are an extra
     vendor_config, rules = rules_control.split_rules(body.config)
-    rules_control.validate(rules)
+    await rules_control.validate(rules)
     settings = validate_config(destination, vendor_config)
     await check_targets(rt, destination, settings)
     public, secrets = split_secrets(settings)
@@ -290,7 +290,7 @@ async def update(
                 values["failing_since"] = None
         if body.config is not None:
             vendor_config, rules = rules_control.split_rules(body.config)
-            rules_control.validate(rules)
+            await rules_control.validate(rules)
             incoming, kept = keep_stored(vendor_config, old_secrets)
             settings = validate_config(destination, incoming)
             stored_vendor, _ = rules_control.split_rules(row["config"])

@@ -8,6 +8,7 @@ diffs and propagated to workers like any other config change.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -42,11 +43,16 @@ def compile_or_422(raw: Any, prefix: str) -> CompiledRules:
         ) from None
 
 
-def validate(raw: Any, prefix: str = "config.rules") -> None:
-    """Raise a 422 if `raw` is not valid rules (functions are compiled and dry-run)."""
+async def validate(raw: Any, prefix: str = "config.rules") -> None:
+    """Raise a 422 if `raw` is not valid rules (functions are compiled and dry-run, in a
+    thread: the sandbox must not run on the event loop)."""
     if raw is None:
         return
-    compile_or_422(raw, prefix).close()
+
+    def check() -> None:
+        compile_or_422(raw, prefix).close()
+
+    await asyncio.to_thread(check)
 
 
 def present_decision(index: int, decision: Decision) -> dict[str, Any]:

@@ -3,6 +3,7 @@ test event sent the cheapest way the vendor offers, the vendor's answer returned
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,7 +36,7 @@ from eventrelay.destinations.loading import FileDestination
 from eventrelay.errors import ApiError, not_found, validation_details, validation_error
 from eventrelay.logs import Redactor, redact
 from eventrelay.routing.selection import selection_of, type_keys
-from eventrelay.rules import CompiledRules, RulesInvalid, compile_rules
+from eventrelay.rules import Decision, RulesInvalid, compile_rules
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as store
 from eventrelay.store.tables import sources as sources_table
@@ -142,12 +143,10 @@ async def _load(
     return row, destination, settings, secrets, source.consent_default if source else "deny"
 
 
-def _stored_rules(row: Mapping[str, Any]) -> CompiledRules | None:
-    raw = stored_rules(row)
-    if raw is None:
-        return None
+def _decide(raw: Any, events: list[dict[str, Any]]) -> list[Decision]:
+    """The stored rules applied to `events` (in a worker thread)."""
     try:
-        return compile_rules(raw)
+        compiled = compile_rules(raw, True, False)
     except RulesInvalid as exc:
         details = [
             {"field": f"config.rules.{e.field}".rstrip("."), "message": e.message}
@@ -159,6 +158,10 @@ def _stored_rules(row: Mapping[str, Any]) -> CompiledRules | None:
             "the stored rules are no longer valid; update the integration",
             details,
         ) from None
+    try:
+        return compiled.apply_many(events)
+    finally:
+        compiled.close()
 
 
 async def preview(
@@ -170,12 +173,13 @@ async def preview(
         raise validation_error([{"field": wrapper, "message": "give at least one event"}])
     received = Received.at(datetime.now(UTC))
     select_keys = type_keys(row["type"], destination.title)
-    rules = _stored_rules(row)
+    raw_rules = stored_rules(row)
     records: list[EventRecord] = []
     positions: list[int] = []
     filtered: list[dict[str, Any]] = []
     ruled: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
+    passed: list[tuple[int, dict[str, Any], EventRecord]] = []
     for index, raw in enumerate(raw_events):
         where = f"batch.{index}" if wrapper == "batch" else wrapper
         try:
@@ -198,26 +202,31 @@ async def preview(
         if not allows(row["consent_categories"], granted_categories(event), consent_default):
             filtered.append({"index": index, "reason": "consent"})
             continue
-        if rules is not None:
-            # As the worker does: which rule matched, and the event after filters and
-            # transformation, before the vendor request.
-            decision = rules.apply(event)
+        passed.append((index, event, record))
+    if errors:
+        raise validation_error(errors)
+    if raw_rules is None:
+        records = [record for _, _, record in passed]
+        positions = [index for index, _, _ in passed]
+    else:
+        # As the worker does: which rule matched, and the event after filters and
+        # transformation, before the vendor request (a function runs in its sandbox, off
+        # the event loop).
+        decisions = await asyncio.to_thread(_decide, raw_rules, [e for _, e, _ in passed])
+        for (index, _, record), decision in zip(passed, decisions, strict=True):
             ruled.append(present_decision(index, decision))
             if decision.filtered:
                 filtered.append({"index": index, "reason": decision.reason, "rule": decision.rule})
                 continue
-            for out in decision.events if decision.changed else []:
-                records.append(EventRecord.from_event(out))
-                positions.append(index)
-            if decision.changed:
-                continue
-        records.append(record)
-        positions.append(index)
-    if rules is not None:
-        rules.close()
-    if errors:
-        raise validation_error(errors)
-    extra = {"rules": ruled} if rules is not None else {}
+            outs = (
+                [EventRecord.from_event(e) for e in decision.events]
+                if decision.changed
+                else [record]
+            )
+            records.extend(outs)
+            positions.extend([index] * len(outs))
+        filtered.sort(key=lambda f: int(f["index"]))
+    extra = {"rules": ruled} if raw_rules is not None else {}
     if isinstance(destination, FileDestination):  # S3, warehouses: the staged batch
         staged = load_calls.preview(
             destination, row, settings, records, positions, filtered, secrets

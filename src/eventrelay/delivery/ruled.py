@@ -62,13 +62,14 @@ def apply_rules(
     """(what goes on to the vendor, the events a transformation failed on)."""
     kept: list[Delivery] = []
     failures: list[RuleFailure] = []
+    judged: list[tuple[Delivery, Any]] = []
     for delivery in deliveries:
         try:
-            event = orjson.loads(delivery.data)
+            judged.append((delivery, orjson.loads(delivery.data)))
         except orjson.JSONDecodeError:
             kept.append(delivery)  # not ours to judge: build() reports it as before
-            continue
-        decision = rules.apply(event)
+    decisions = rules.apply_many([event for _, event in judged])
+    for (delivery, _), decision in zip(judged, decisions, strict=True):
         if decision.filtered:
             assert decision.reason is not None
             settled.filtered.append((delivery, decision.reason))

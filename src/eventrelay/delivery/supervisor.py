@@ -231,7 +231,10 @@ class DeliverySupervisor:
             return
         try:
             raw_rules = stored_rules(row)
-            rules = compile_rules(raw_rules) if raw_rules is not None else None
+            rules = None
+            if raw_rules is not None:
+                # A function builds its isolate: in a thread, and without the dry run of save.
+                rules = await asyncio.to_thread(compile_rules, raw_rules, True, False)
         except RulesInvalid as exc:
             # Validated on save; a function the sandbox refuses now (limits changed) lands here.
             await health.enter_error(f"the stored rules are invalid ({exc}); update them")

@@ -78,6 +78,8 @@ class IntegrationWorker:
             if pending:
                 await asyncio.wait(pending)
         await self.health.close()
+        if self.snapshot.rules is not None:
+            await asyncio.to_thread(self.snapshot.rules.close)  # a function's isolate
 
     async def _run(self) -> None:
         snap = self.snapshot
@@ -189,11 +191,16 @@ class IntegrationWorker:
                     settled.filtered.append((delivery, "consent"))
             live = kept
         if snap.rules is not None and live:
-            live, failures = apply_rules(snap.rules, live, settled)
+            if snap.rules.slow:  # a function in the sandbox: off the event loop
+                live, failures = await asyncio.to_thread(apply_rules, snap.rules, live, settled)
+            else:
+                live, failures = apply_rules(snap.rules, live, settled)
+            by_message: dict[str, list[Delivery]] = {}
             for failure in failures:  # fail closed, and say why in the failure log
-                self._record_failure(
-                    None, None, [(failure.delivery, failure_outcome(failure.message))]
-                )
+                by_message.setdefault(failure.message, []).append(failure.delivery)
+            for message, failed in by_message.items():
+                outcome = failure_outcome(message)
+                self._record_failure(None, None, [(d, outcome) for d in failed])
         self._settler.latencies("time_to_first_attempt", [d for d in live if d.attempts == 1], now)
         if live:
             await self._deliver(live, settled)

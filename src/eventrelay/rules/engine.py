@@ -34,11 +34,27 @@ class Filter:
     allowed: dict[str, list[Path]] = field(default_factory=dict)
 
 
+Result = Event | list[Event] | None
+
+
 class Transformation:
     """A mapping or a function: event -> event, list of events, or None (drop)."""
 
-    def __call__(self, event: Event) -> Event | list[Event] | None:
+    # True when a call may take long (a function in the sandbox): run it off the event loop.
+    slow = False
+
+    def __call__(self, event: Event) -> Result:
         raise NotImplementedError
+
+    def batch(self, events: list[Event]) -> list[Result | Exception]:
+        """Each event's result, or the exception it raised."""
+        out: list[Result | Exception] = []
+        for event in events:
+            try:
+                out.append(self(event))
+            except Exception as exc:
+                out.append(exc)
+        return out
 
     def close(self) -> None:
         """Release what the transformation holds (a JavaScript isolate)."""
@@ -128,7 +144,13 @@ class CompiledRules:
         if self.transformation is not None:
             self.transformation.close()
 
-    def apply(self, event: Event) -> Decision:
+    @property
+    def slow(self) -> bool:
+        return self.transformation is not None and self.transformation.slow
+
+    def _before(self, event: Event) -> Decision | tuple[Event, list[str]]:
+        """Trigger and filters: a final Decision, or the event going on to the transformation
+        with the rules that matched."""
         matched: list[str] = []
         trigger = self.trigger
         if trigger is not None:
@@ -141,34 +163,57 @@ class CompiledRules:
                 continue
             matched.append(rule.name)
             if rule.action == "drop":
-                return Decision([], FILTER, rule.name, matched=matched)
+                return Decision([], FILTER, rule.name, None, False, matched)
             if rule.action == "sample":
                 if not actions.in_sample(current, rule.percent, rule.seed):
-                    return Decision([], SAMPLE, rule.name, matched=matched)
+                    return Decision([], SAMPLE, rule.name, None, False, matched)
             elif rule.action == "drop_properties":
                 current = actions.drop_properties(current, list(rule.paths))
             else:
                 current = actions.allow_properties(current, rule.allowed)
+        return current, matched
+
+    @staticmethod
+    def _after(result: Result | Exception, matched: list[str]) -> Decision:
+        matched.append("transformation")
+        if isinstance(result, TransformError):
+            return Decision([], TRANSFORMATION_ERROR, "transformation", str(result), False, matched)
+        if isinstance(result, Exception):  # fail closed: a half-transformed event is never sent
+            error = f"the transformation failed: {type(result).__name__}"
+            return Decision([], TRANSFORMATION_ERROR, "transformation", error, False, matched)
+        events = result if isinstance(result, list) else [result] if result is not None else []
+        if not events:
+            return Decision([], TRANSFORMATION, "transformation", None, False, matched)
+        return Decision(events, None, None, None, True, matched)
+
+    def apply(self, event: Event) -> Decision:
+        before = self._before(event)
+        if isinstance(before, Decision):
+            return before
+        current, matched = before
         if self.transformation is None:
             return Decision([current], None, None, None, current is not event, matched)
-        matched.append("transformation")
         try:
-            result = self.transformation(current)
-        except TransformError as exc:
-            return Decision(
-                [], TRANSFORMATION_ERROR, "transformation", error=str(exc), matched=matched
-            )
-        except Exception as exc:  # fail closed: a half-transformed event is never sent
-            return Decision(
-                [],
-                TRANSFORMATION_ERROR,
-                "transformation",
-                error=f"the transformation failed: {type(exc).__name__}",
-                matched=matched,
-            )
-        if result is None:
-            return Decision([], TRANSFORMATION, "transformation", matched=matched)
-        events = result if isinstance(result, list) else [result]
-        if not events:
-            return Decision([], TRANSFORMATION, "transformation", matched=matched)
-        return Decision(events, changed=True, matched=matched)
+            result: Result | Exception = self.transformation(current)
+        except Exception as exc:
+            result = exc
+        return self._after(result, matched)
+
+    def apply_many(self, events: list[Event]) -> list[Decision]:
+        """`apply` for several events; a function transformation gets them in one batch."""
+        if self.transformation is None or not self.transformation.slow:
+            return [self.apply(e) for e in events]
+        decisions: list[Decision | None] = []
+        waiting: list[tuple[int, Event, list[str]]] = []
+        for event in events:
+            before = self._before(event)
+            if isinstance(before, Decision):
+                decisions.append(before)
+            else:
+                waiting.append((len(decisions), *before))
+                decisions.append(None)
+        if waiting:
+            results = self.transformation.batch([current for _, current, _ in waiting])
+            for (index, _, matched), result in zip(waiting, results, strict=True):
+                decisions[index] = self._after(result, matched)
+        return [d for d in decisions if d is not None]

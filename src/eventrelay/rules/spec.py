@@ -31,14 +31,16 @@ MAX_MAPPING = 200
 ACTIONS = ("drop", "sample", "allow_properties", "drop_properties")
 KEYS = {"trigger", "filters", "transformation"}
 
-# Builds a function transformation (language, source) -> Transformation; raises RulesInvalid
-# with fields relative to the function object. Set by `eventrelay.rules.js` when imported.
-FunctionFactory = Callable[[str, str], Transformation]
+# Builds a function transformation (language, source, dry_run) -> Transformation; raises
+# RulesInvalid with fields relative to the function object (`rules.js.compile_function`).
+FunctionFactory = Callable[[str, str, bool], Transformation]
 
 
 def default_functions() -> FunctionFactory | None:
-    """The function sandbox of this installation (None: functions are refused)."""
-    return None
+    """The function sandbox: JavaScript in V8 (imported on first use: it loads V8)."""
+    from eventrelay.rules.js import compile_function
+
+    return compile_function
 
 
 def parse_condition(raw: Any, where: str) -> Node:
@@ -149,7 +151,7 @@ def _mapping(raw: Any) -> Mapping:
     return Mapping(targets)
 
 
-def _transformation(raw: Any, functions: FunctionFactory | None) -> Transformation:
+def _transformation(raw: Any, functions: FunctionFactory | None, dry_run: bool) -> Transformation:
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("mapping", "function"):
         raise RulesInvalid(
             [RuleError("transformation", 'must be {"mapping": {...}} or {"function": {...}}')]
@@ -168,14 +170,18 @@ def _transformation(raw: Any, functions: FunctionFactory | None) -> Transformati
     if functions is None:
         raise RulesInvalid([RuleError(where, "functions are not available here")])
     try:
-        return functions(language.lower(), source)
+        return functions(language.lower(), source, dry_run)
     except RulesInvalid as exc:
         raise RulesInvalid([e.under(where) for e in exc.errors]) from None
 
 
-def compile_rules(raw: Any, functions: FunctionFactory | bool | None = True) -> CompiledRules:
+def compile_rules(
+    raw: Any, functions: FunctionFactory | bool | None = True, dry_run: bool = True
+) -> CompiledRules:
     """`raw` as stored in the integration's config; RulesInvalid lists what is wrong.
-    `functions`: True for the installation's sandbox, None/False to refuse functions."""
+    `functions`: True for the JavaScript sandbox, None/False to refuse functions. `dry_run`:
+    run a function once on a sample event (on save; not when a worker starts).
+    A function makes an isolate: compile in a thread, never on a running event loop."""
     if functions is True:
         functions = default_functions()
     elif functions is False:
@@ -198,5 +204,5 @@ def compile_rules(raw: Any, functions: FunctionFactory | bool | None = True) -> 
     filters = [_filter(f, i) for i, f in enumerate(filters_raw)]
     transformation = None
     if raw.get("transformation") is not None:
-        transformation = _transformation(raw["transformation"], functions)
+        transformation = _transformation(raw["transformation"], functions, dry_run)
     return CompiledRules(trigger, filters, transformation)
