@@ -167,3 +167,11 @@ def test_keywords_inside_paths_are_paths() -> None:
 def test_very_deep_nesting_is_an_error_not_a_crash() -> None:
     with pytest.raises(ExpressionError):
         fql.parse("(" * 5000 + "true" + ")" * 5000)
+
+
+def test_nesting_is_capped() -> None:
+    assert predicate(fql.parse("(" * 20 + "true" + ")" * 20))(EVENT)
+    with pytest.raises(ExpressionError, match="nested deeper"):
+        fql.parse("!" * 200 + "true")
+    # Parentheses alone add no level to the tree.
+    assert predicate(fql.parse("(" * 200 + "true" + ")" * 200))(EVENT)

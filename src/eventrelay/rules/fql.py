@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
+from lark import Tree as LarkTree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, VisitError
 
 from eventrelay.rules import paths
@@ -24,6 +25,7 @@ from eventrelay.rules.functions import FUNCTIONS
 from eventrelay.rules.tree import And, Call, Compare, Field, Literal, Node, Not, Or, template_of
 
 MAX_LENGTH = 10_000
+MAX_DEPTH = 64
 
 GRAMMAR = r"""
 start: expr
@@ -189,6 +191,9 @@ def parse(text: str, templates: bool = False) -> Node:
         raise ExpressionError(f"unexpected{shown}", pos + 1) from None
     except RecursionError:
         raise ExpressionError("nested too deeply") from None
+    if _depth(tree) > MAX_DEPTH:
+        # Compiled rules are nested closures: evaluation must stay far from the recursion limit.
+        raise ExpressionError(f"nested deeper than {MAX_DEPTH} levels")
     try:
         return _ToTree(templates).transform(tree)
     except VisitError as exc:
@@ -196,4 +201,15 @@ def parse(text: str, templates: bool = False) -> Node:
         if isinstance(inner, ExpressionError):
             position = inner.position + 1 if inner.position is not None else None
             raise ExpressionError(inner.message, position) from None
-        raise
+        raise ExpressionError(f"cannot read this expression ({type(inner).__name__})") from None
+
+
+def _depth(tree: LarkTree[Token]) -> int:
+    """Nesting depth, without recursion."""
+    deepest = 0
+    stack: list[tuple[LarkTree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, LarkTree))
+    return deepest
