@@ -41,6 +41,7 @@ CASES: list[tuple[str, str, list[str], bool]] = [
     ("properties.total", "is less than or equal to", ["120.5"], True),
     ("properties.total", "is greater than", ["100"], True),
     ("properties.str_num", "is greater than", ["5"], False),  # a string is not a number
+    ("properties.count", "is greater than", [" 1"], False),  # " 1" is text, not a number
     ("properties.coupon", "is greater than", ["0"], False),
     ("properties.total", "is greater than or equal to", ["120.5"], True),
     ("properties.count", "is between", ["1", "3"], True),

@@ -22,12 +22,17 @@ from eventrelay.rules.tree import And, Call, Compare, Field, Literal, Node, Not,
 MAX_CONDITIONS = 100
 
 
+def _number(text: str) -> Any:
+    """The number a value reads as (" 1", with spaces, is text), or None."""
+    return to_number(text) if text.strip() == text else None
+
+
 def _typed(text: str) -> list[Any]:
     """The literals a structured value stands for: the string, and the number or boolean it
     reads as."""
     values: list[Any] = [text]
-    number = to_number(text)
-    if number is not None and text.strip() == text:
+    number = _number(text)
+    if number is not None:
         values.append(number)
     if text in ("true", "false"):
         values.append(text == "true")
@@ -44,7 +49,7 @@ def _eq(field: Field, text: str) -> Node:
 
 def _ordered(op: str) -> Callable[[Field, list[str]], Node]:
     def build(field: Field, values: list[str]) -> Node:
-        number = to_number(values[0])
+        number = _number(values[0])
         value = number if number is not None else values[0]
         return Compare(op, field, Literal(value))
 
