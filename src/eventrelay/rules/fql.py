@@ -12,6 +12,7 @@ backslash escapes; functions in `functions.FUNCTIONS`. Errors name the 1-based p
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -63,9 +64,12 @@ NUMBER: /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/
 %ignore /\s+/
 """
 
-_PARSER = Lark(
-    GRAMMAR, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False
-)
+@functools.cache
+def _parser() -> Lark:
+    """Built on first use (a few hundred ms on a busy machine): startup does not pay for it."""
+    return Lark(
+        GRAMMAR, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False
+    )
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}
 
@@ -176,7 +180,7 @@ def parse(text: str, templates: bool = False) -> Node:
     if not text.strip():
         raise ExpressionError("is empty", 1)
     try:
-        tree = _PARSER.parse(text)
+        tree = _parser().parse(text)
     except UnexpectedEOF:
         raise ExpressionError("unexpected end of expression", len(text) + 1) from None
     except UnexpectedCharacters as exc:
