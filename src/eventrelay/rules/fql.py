@@ -64,12 +64,14 @@ NUMBER: /-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/
 %ignore /\s+/
 """
 
+
 @functools.cache
 def _parser() -> Lark:
     """Built on first use (a few hundred ms on a busy machine): startup does not pay for it."""
     return Lark(
         GRAMMAR, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=False
     )
+
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0"}
 
