@@ -12,8 +12,11 @@ Phases (each on a fresh data directory, eventrelay as a real `eventrelay serve` 
     with a reason when PostgreSQL or nats-server is absent);
  6. warehouses (bench/warehouses.py): events/s into the BigQuery and Snowflake stand-ins.
 
+ 7. rules (bench/rules.py): the cost of routing rules per event (compiled trigger + filters,
+    mapping, a JavaScript function in the sandbox).
+
 `--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout, loads,
-warehouses), e.g.
+warehouses, rules), e.g.
 `python -m bench.run --only end_to_end,scaleout --seconds 8`.
 
 Load comes from `wrk` (C, Lua scripts in bench/wrk/) when installed, else from a Python
@@ -346,7 +349,16 @@ def phase_celery(sink: str, events: int, redis_url: str) -> dict[str, Any]:
     }
 
 
-PHASES = ("ingest", "end_to_end", "latency", "celery", "scaleout", "loads", "warehouses")
+PHASES = (
+    "ingest",
+    "end_to_end",
+    "latency",
+    "celery",
+    "scaleout",
+    "loads",
+    "warehouses",
+    "rules",
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -409,6 +421,7 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
         "scaleout": "scale-out (PostgreSQL + NATS JetStream, 1 API + 1/2 workers)",
         "loads": "file-loading destinations (S3, Redshift; 20 full buffers)",
         "warehouses": "warehouse loads (BigQuery and Snowflake stand-ins)",
+        "rules": "routing rules per event (compiled FQL, mapping, JavaScript function)",
     }
     with process([PYTHON, str(BENCH / "sink.py"), str(sink_port)]):
         wait_http(sink + "/stats")
@@ -432,6 +445,10 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
                 from bench.warehouses import phase_warehouses
 
                 results.update(phase_warehouses(args.warehouse_events))
+            elif phase == "rules":
+                from bench.rules import phase_rules
+
+                results.update(phase_rules())
 
 
 def save(results: dict[str, Any], merge: bool) -> None:
@@ -485,6 +502,9 @@ def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
         from bench.warehouses import print_report as print_warehouses
 
         print_warehouses(results)
+    from bench.rules import print_rules
+
+    print_rules(results)
 
 
 def main() -> None:

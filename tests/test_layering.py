@@ -15,6 +15,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "eventrelay"
 LAYERS: list[set[str]] = [
     {"__init__", "timeutil", "ids", "tasks", "settings", "errors"},
     {"logs", "telemetry", "core"},
+    {"rules"},
     {"destinations"},
     {"store"},
     {"bus", "queue"},
@@ -69,3 +70,15 @@ def test_imports_point_down() -> None:
             if target != own and RANK[target] >= RANK[own]:
                 upward.append(f"{path.relative_to(SRC)}:{line} imports {target}")
     assert upward == []
+
+
+def test_rules_engine_is_self_contained() -> None:
+    """The rule engine is shared by delivery, preview, evaluate and the ingest-side tap: it
+    imports nothing else of eventrelay."""
+    outside = [
+        f"{path.relative_to(SRC)}:{line} imports {target}"
+        for path in sorted((SRC / "rules").rglob("*.py"))
+        for line, target in _imports(path)
+        if target != "rules"
+    ]
+    assert outside == []

@@ -38,6 +38,7 @@ from eventrelay.api.routes import (
     integrations,
     live,
     org,
+    rules,
     sources,
     telemetry,
     tokens,
@@ -210,6 +211,7 @@ def create_app(
         org,
         live,
         console,
+        rules,
     ):
         admin.include_router(module.router)
     admin.add_middleware(NulGuard)  # inside BodySizeLimit: it reads bodies already capped

@@ -68,7 +68,7 @@ def validation_details(
     return details
 
 
-def validation_error(details: list[dict[str, str]]) -> ApiError:
+def validation_error(details: list[dict[str, Any]]) -> ApiError:
     first = details[0]
     more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
     return ApiError(422, "validation_error", f"{first['field']}: {first['message']}{more}", details)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventrelay.bus import Change
+from eventrelay.control import rules as rules_control
 from eventrelay.control.common import Name, diff
 from eventrelay.control.load_calls import require_extra
 from eventrelay.control.redirects import refuse_redirected_secrets
@@ -191,9 +192,13 @@ async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str
     destination = destination_for(body.type)
     refuse_planned(destination)
     require_extra(destination)  # S3, warehouses: their client libraries are an extra
-    settings = validate_config(destination, body.config)
+    vendor_config, rules = rules_control.split_rules(body.config)
+    await rules_control.validate(rules)
+    settings = validate_config(destination, vendor_config)
     await check_targets(rt, destination, settings)
     public, secrets = split_secrets(settings)
+    if rules is not None:
+        public[rules_control.RULES_KEY] = rules
     async with rt.db.transaction() as conn:
         if await source_store.get(conn, actor.org_id, body.source_id) is None:
             raise invalid("source_id", "no such source in this organisation")
@@ -284,11 +289,16 @@ async def update(
             if body.enabled:
                 values["failing_since"] = None
         if body.config is not None:
-            incoming, kept = keep_stored(body.config, old_secrets)
+            vendor_config, rules = rules_control.split_rules(body.config)
+            await rules_control.validate(rules)
+            incoming, kept = keep_stored(vendor_config, old_secrets)
             settings = validate_config(destination, incoming)
-            refuse_redirected_secrets(destination, row["config"], settings, kept)
+            stored_vendor, _ = rules_control.split_rules(row["config"])
+            refuse_redirected_secrets(destination, stored_vendor, settings, kept)
             await check_targets(rt, destination, settings)
             values["config"], new_secrets = split_secrets(settings)
+            if rules is not None:
+                values["config"][rules_control.RULES_KEY] = rules
             values["secrets"] = rt.vault.encrypt_json(new_secrets)
         if body.consent_categories is not None:
             org = await orgs.get(conn, actor.org_id)

@@ -3,6 +3,7 @@ test event sent the cheapest way the vendor offers, the vendor's answer returned
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -13,11 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eventrelay.control import load_calls
 from eventrelay.control.integrations import destination_for
+from eventrelay.control.rules import present_decision
 from eventrelay.core.consent import allows, granted_categories
 from eventrelay.core.events import InvalidEvent, Received, normalize
 from eventrelay.delivery.failures import credentials_of, mask_header
 from eventrelay.delivery.sender import HttpSender, TransportError
-from eventrelay.delivery.stored_config import secret_values, vendor_settings
+from eventrelay.delivery.stored_config import secret_values, stored_rules, vendor_settings
 from eventrelay.delivery.tokens import TokenCache, TokenError
 from eventrelay.destinations.base import (
     BuildContext,
@@ -34,6 +36,7 @@ from eventrelay.destinations.loading import FileDestination
 from eventrelay.errors import ApiError, not_found, validation_details, validation_error
 from eventrelay.logs import Redactor, redact
 from eventrelay.routing.selection import selection_of, type_keys
+from eventrelay.rules import Decision, RulesInvalid, compile_rules
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as store
 from eventrelay.store.tables import sources as sources_table
@@ -140,6 +143,27 @@ async def _load(
     return row, destination, settings, secrets, source.consent_default if source else "deny"
 
 
+def _decide(raw: Any, events: list[dict[str, Any]]) -> list[Decision]:
+    """The stored rules applied to `events` (in a worker thread)."""
+    try:
+        compiled = compile_rules(raw, True, False)
+    except RulesInvalid as exc:
+        details = [
+            {"field": f"config.rules.{e.field}".rstrip("."), "message": e.message}
+            for e in exc.errors
+        ]
+        raise ApiError(
+            409,
+            "invalid_stored_config",
+            "the stored rules are no longer valid; update the integration",
+            details,
+        ) from None
+    try:
+        return compiled.apply_many(events)
+    finally:
+        compiled.close()
+
+
 async def preview(
     rt: Runtime, org_id: str, integration_id: str, body: PreviewBody
 ) -> dict[str, Any]:
@@ -149,10 +173,13 @@ async def preview(
         raise validation_error([{"field": wrapper, "message": "give at least one event"}])
     received = Received.at(datetime.now(UTC))
     select_keys = type_keys(row["type"], destination.title)
+    raw_rules = stored_rules(row)
     records: list[EventRecord] = []
     positions: list[int] = []
     filtered: list[dict[str, Any]] = []
+    ruled: list[dict[str, Any]] = []
     errors: list[dict[str, str]] = []
+    passed: list[tuple[int, dict[str, Any], EventRecord]] = []
     for index, raw in enumerate(raw_events):
         where = f"batch.{index}" if wrapper == "batch" else wrapper
         try:
@@ -175,16 +202,41 @@ async def preview(
         if not allows(row["consent_categories"], granted_categories(event), consent_default):
             filtered.append({"index": index, "reason": "consent"})
             continue
-        records.append(record)
-        positions.append(index)
+        passed.append((index, event, record))
     if errors:
         raise validation_error(errors)
+    if raw_rules is None:
+        records = [record for _, _, record in passed]
+        positions = [index for index, _, _ in passed]
+    else:
+        # As the worker does: which rule matched, and the event after filters and
+        # transformation, before the vendor request (a function runs in its sandbox, off
+        # the event loop).
+        decisions = await asyncio.to_thread(_decide, raw_rules, [e for _, e, _ in passed])
+        for (index, _, record), decision in zip(passed, decisions, strict=True):
+            ruled.append(present_decision(index, decision))
+            if decision.filtered:
+                filtered.append({"index": index, "reason": decision.reason, "rule": decision.rule})
+                continue
+            outs = (
+                [EventRecord.from_event(e) for e in decision.events]
+                if decision.changed
+                else [record]
+            )
+            records.extend(outs)
+            positions.extend([index] * len(outs))
+        filtered.sort(key=lambda f: int(f["index"]))
+    extra = {"rules": ruled} if raw_rules is not None else {}
     if isinstance(destination, FileDestination):  # S3, warehouses: the staged batch
-        return load_calls.preview(destination, row, settings, records, positions, filtered, secrets)
+        staged = load_calls.preview(
+            destination, row, settings, records, positions, filtered, secrets
+        )
+        return {**staged, **extra}
     # An OAuth vendor's access token is obtained at delivery time; the preview shows a mask.
     token = "***" if destination.token_request(settings, context_for(rt, row["type"])) else None
     built = _build(destination, records, settings, context_for(rt, row["type"], access_token=token))
     return {
+        **extra,
         "sent": False,
         "requests": [_renumbered(present_request(r, secrets), positions) for r in built.requests],
         "skipped": [

@@ -28,10 +28,11 @@ from datetime import UTC, datetime
 from eventrelay.delivery.health import IntegrationHealth
 from eventrelay.delivery.load_buffer import Buffer, BufferBudget, Policy
 from eventrelay.delivery.load_journal import LoadJournal
+from eventrelay.delivery.ruled import record_of
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.delivery.settle import Settled
 from eventrelay.delivery.worker import FILTER_REASONS, PULL_TIMEOUT, IntegrationWorker
-from eventrelay.destinations.base import EventRecord, Outcome, OutcomeKind
+from eventrelay.destinations.base import Outcome, OutcomeKind
 from eventrelay.destinations.loading import FileDestination, WriteContext, Written
 from eventrelay.loaders import Loader, LoaderContext, LoadError, LoadReport, loader_for
 from eventrelay.queue.base import Delivery
@@ -228,7 +229,7 @@ class LoadWorker(IntegrationWorker):
             return
         snap = self.snapshot
         loader = await self._loader_now()
-        records = [EventRecord(d.message_id, d.data) for d in deliveries]
+        records = [record_of(d) for d in deliveries]
         ctx = WriteContext(datetime.now(UTC), self._source_id, snap.id)
         try:
             written = await asyncio.to_thread(self._dest.write, records, snap.settings, ctx)

@@ -12,6 +12,7 @@ from eventrelay.delivery.policy import RetryPolicy
 from eventrelay.delivery.sender import HttpSender
 from eventrelay.destinations.base import BuildContext, Destination, VendorSettings, build_context
 from eventrelay.queue.base import Queue
+from eventrelay.rules import CompiledRules
 from eventrelay.store.metrics import MetricsRecorder
 
 
@@ -29,6 +30,9 @@ class Snapshot:
     consent_default: str
     secrets: tuple[str, ...]
     version: tuple[object, ...]
+    # Routing rules (trigger, filters, transformation), applied after the worker reads an
+    # event and before build()/the load buffer; None: every event goes on.
+    rules: CompiledRules | None = None
 
     @property
     def subject(self) -> Subject:

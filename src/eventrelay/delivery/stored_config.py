@@ -15,14 +15,23 @@ from eventrelay.destinations import registry
 from eventrelay.destinations.base import VendorSettings
 from eventrelay.store.vault import Vault
 
+RULES_KEY = "rules"
+
 
 def vendor_settings(vault: Vault, row: Mapping[str, Any]) -> VendorSettings:
     """The full settings (secrets decrypted) a worker delivers with."""
     destination = registry.get(row["type"])
     if destination is None:
         raise LookupError(f"unknown destination type {row['type']!r}")
-    config = merge_secrets(row["config"], vault.decrypt_json(row["secrets"]))
+    # `rules` (routing rules) sit beside the vendor's fields in the stored config.
+    public = {k: v for k, v in row["config"].items() if k != RULES_KEY}
+    config = merge_secrets(public, vault.decrypt_json(row["secrets"]))
     return destination.Settings.model_validate(config)
+
+
+def stored_rules(row: Mapping[str, Any]) -> Any:
+    """The integration's routing rules as stored (None: none)."""
+    return row["config"].get(RULES_KEY)
 
 
 def secret_values(vault: Vault, row: Mapping[str, Any]) -> tuple[str, ...]:

@@ -24,11 +24,12 @@ from eventrelay.delivery.load_buffer import BufferBudget
 from eventrelay.delivery.loading import LoadServices, worker_for
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.delivery.settle import EXPIRED
-from eventrelay.delivery.stored_config import secret_values, vendor_settings
+from eventrelay.delivery.stored_config import secret_values, stored_rules, vendor_settings
 from eventrelay.delivery.worker import IntegrationWorker
 from eventrelay.destinations import registry
 from eventrelay.errors import validation_details
 from eventrelay.logs import Redactor
+from eventrelay.rules import RulesInvalid, compile_rules
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as integration_store
 from eventrelay.store.tables import sources as sources_table
@@ -228,6 +229,16 @@ class DeliverySupervisor:
             )
             await health.enter_error(f"the stored configuration is invalid ({problems}); update it")
             return
+        try:
+            raw_rules = stored_rules(row)
+            rules = None
+            if raw_rules is not None:
+                # A function builds its isolate: in a thread, and without the dry run of save.
+                rules = await asyncio.to_thread(compile_rules, raw_rules, True, False)
+        except RulesInvalid as exc:
+            # Validated on save; a function the sandbox refuses now (limits changed) lands here.
+            await health.enter_error(f"the stored rules are invalid ({exc}); update them")
+            return
         snapshot = Snapshot(
             id=integration_id,
             org_id=row["org_id"],
@@ -239,6 +250,7 @@ class DeliverySupervisor:
             consent_default=consent_default,
             secrets=secrets,
             version=version,
+            rules=rules if rules is not None and not rules.empty else None,
         )
         worker = worker_for(snapshot, self._services, health, row["source_id"], self._loads)
         self._workers[integration_id] = worker

@@ -19,6 +19,7 @@ from eventrelay.delivery.failures import (
     describe_response,
 )
 from eventrelay.delivery.health import MAX_MESSAGE, IntegrationHealth
+from eventrelay.delivery.ruled import apply_rules, collapse, failure_outcome, record_of
 from eventrelay.delivery.sender import TransportError
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.delivery.settle import RETRIED, Settled, Settler
@@ -77,6 +78,8 @@ class IntegrationWorker:
             if pending:
                 await asyncio.wait(pending)
         await self.health.close()
+        if self.snapshot.rules is not None:
+            await asyncio.to_thread(self.snapshot.rules.close)  # a function's isolate
 
     async def _run(self) -> None:
         snap = self.snapshot
@@ -187,20 +190,32 @@ class IntegrationWorker:
                 else:
                     settled.filtered.append((delivery, "consent"))
             live = kept
+        if snap.rules is not None and live:
+            if snap.rules.slow:  # a function in the sandbox: off the event loop
+                live, failures = await asyncio.to_thread(apply_rules, snap.rules, live, settled)
+            else:
+                live, failures = apply_rules(snap.rules, live, settled)
+            by_message: dict[str, list[Delivery]] = {}
+            for failure in failures:  # fail closed, and say why in the failure log
+                by_message.setdefault(failure.message, []).append(failure.delivery)
+            for message, failed in by_message.items():
+                outcome = failure_outcome(message)
+                self._record_failure(None, None, [(d, outcome) for d in failed])
         self._settler.latencies("time_to_first_attempt", [d for d in live if d.attempts == 1], now)
         if live:
             await self._deliver(live, settled)
         await self._settle(settled)
 
     async def _settle(self, settled: Settled) -> None:
-        """Outcomes to the queue, metrics, journal and health (file loads add their own)."""
-        await self._settler.apply(settled)
+        """Outcomes to the queue, metrics, journal and health (file loads add their own).
+        Events the rules changed settle their queue message (`collapse`)."""
+        await self._settler.apply(collapse(settled))
 
     async def _deliver(
         self, deliveries: Sequence[Delivery], settled: Settled, refreshed: bool = False
     ) -> None:
         snap = self.snapshot
-        records = [EventRecord(d.message_id, d.data) for d in deliveries]
+        records = [record_of(d) for d in deliveries]
         ctx = self._s.context_for(snap.type)
         if self._tokens.needed(ctx):
             try:

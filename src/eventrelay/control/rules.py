@@ -1,0 +1,88 @@
+"""Routing rules in the control plane: validation on save (a 422 naming the field and the
+position), and `POST /v1/admin/rules/evaluate` (rules and sample events in, results out,
+nothing saved).
+
+Rules live in the integration's config under the reserved key `rules`: they are audited with
+diffs and propagated to workers like any other config change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from eventrelay.errors import validation_error
+from eventrelay.rules import CompiledRules, Decision, RulesInvalid, compile_rules
+
+RULES_KEY = "rules"
+
+
+def split_rules(config: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(the vendor's config, the rules or None)."""
+    vendor = {k: v for k, v in config.items() if k != RULES_KEY}
+    return vendor, config.get(RULES_KEY)
+
+
+def compile_or_422(raw: Any, prefix: str) -> CompiledRules:
+    try:
+        return compile_rules(raw)
+    except RulesInvalid as exc:
+        raise validation_error(
+            [
+                {
+                    "field": f"{prefix}.{e.field}" if e.field else prefix,
+                    "message": e.message
+                    + (f" (at position {e.position})" if e.position is not None else ""),
+                    **({"position": e.position} if e.position is not None else {}),
+                }
+                for e in exc.errors
+            ]
+        ) from None
+
+
+async def validate(raw: Any, prefix: str = "config.rules") -> None:
+    """Raise a 422 if `raw` is not valid rules (functions are compiled and dry-run, in a
+    thread: the sandbox must not run on the event loop)."""
+    if raw is None:
+        return
+
+    def check() -> None:
+        compile_or_422(raw, prefix).close()
+
+    await asyncio.to_thread(check)
+
+
+def present_decision(index: int, decision: Decision) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "index": index,
+        "delivered": not decision.filtered,
+        "matched": decision.matched,
+    }
+    if decision.filtered:
+        out["reason"] = decision.reason
+        out["rule"] = decision.rule
+        if decision.error:
+            out["error"] = decision.error
+    else:
+        out["events"] = decision.events
+    return out
+
+
+class EvaluateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: dict[str, Any] = Field(description="Rules as in an integration's config.rules.")
+    events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)] = Field(
+        description="Sample events (at most 100)."
+    )
+
+
+def evaluate(body: EvaluateBody) -> dict[str, Any]:
+    compiled = compile_or_422(body.rules, "rules")
+    try:
+        results = [present_decision(i, compiled.apply(e)) for i, e in enumerate(body.events)]
+    finally:
+        compiled.close()
+    return {"results": results}
