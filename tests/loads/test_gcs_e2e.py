@@ -10,6 +10,7 @@ from typing import Any
 
 from eventrelay.settings import Settings
 from tests.loads.conftest import events, load_run
+from tests.loads.test_s3_e2e import stored_ids
 from tests.support.s3 import MotoS3, S3Proxy
 
 ACCESS_ID = "GOOGTS7C7FUP3AIRVJTE2BCDKINBTES3HC2GY5CBFJDCQ2SYHV6A6XXVTJFSA"
@@ -25,11 +26,6 @@ def config(bucket: str, **extra: Any) -> dict[str, Any]:
         "batch_interval_ms": 500,
         **extra,
     }
-
-
-async def stored_ids(moto: MotoS3, bucket: str) -> Counter[str]:
-    stored = await asyncio.to_thread(moto.events, bucket, "events/")
-    return Counter(str(e["messageId"]) for e in stored)
 
 
 async def test_ten_thousand_events_land_once_each(
