@@ -17,6 +17,7 @@ TYPES = {
     "bigquery",
     "snowflake",
     "s3",
+    "gcs",
     "redshift",
 }
 

@@ -143,6 +143,7 @@ OTHER_TARGET: dict[tuple[str, str], Any] = {
     ("snowflake", "account"): "attacker.eu-west-1",
     ("s3", "bucket"): "attacker-bucket",
     ("s3", "region"): "eu-west-1",
+    ("gcs", "bucket"): "attacker-bucket",
 }
 
 ENDPOINT_NAME = re.compile(r"(^|_)(url|uri|host|hostname|endpoint|domain|bucket|account|port)$")

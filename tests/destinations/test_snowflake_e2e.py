@@ -8,8 +8,6 @@ What fakesnow cannot show is said in src/eventrelay/loaders/snowflake.py."""
 from __future__ import annotations
 
 import signal
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,7 @@ import pytest
 
 from eventrelay.settings import Settings
 from tests.support.process import eventrelay_process
-from tests.support.snowflake import SnowflakeStandIn, snowflake_stand_in
+from tests.support.snowflake import SnowflakeStandIn, Warehouse
 from tests.support.warehouse import (
     configure,
     events,
@@ -31,61 +29,6 @@ from tests.support.warehouse import (
 # eventrelay processes these start take both cores in bursts, and the cluster tests time how
 # fast configuration changes reach their processes.
 pytestmark = pytest.mark.xdist_group("cluster")
-
-
-@pytest.fixture(scope="session")
-def sf_session() -> Iterator[SnowflakeStandIn]:
-    with snowflake_stand_in() as stand_in:
-        yield stand_in
-
-
-@pytest.fixture
-def sf(sf_session: SnowflakeStandIn) -> Iterator[SnowflakeStandIn]:
-    yield sf_session
-    sf_session.front.reset()
-
-
-class Warehouse:
-    """A database of the test's own, and the tests' own session to look into it."""
-
-    def __init__(self, sf: SnowflakeStandIn) -> None:
-        self.database = f"DB_{uuid.uuid4().hex[:10]}".upper()
-        self.conn = sf.connect(self.database)
-        self.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        self.query(f"CREATE SCHEMA IF NOT EXISTS {self.database}.PUBLIC")
-
-    def query(self, text: str) -> list[tuple[Any, ...]]:
-        cur = self.conn.cursor()
-        cur.execute(text)
-        return list(cur.fetchall())
-
-    def counts(self, table: str = "EVENTS") -> tuple[int, int]:
-        try:
-            ((total, distinct),) = self.query(
-                f'SELECT COUNT(*), COUNT(DISTINCT "MESSAGE_ID") FROM {self.database}.PUBLIC."{table}"'
-            )
-        except Exception:
-            return 0, 0
-        return int(total), int(distinct)
-
-    def ledger(self) -> int:
-        try:
-            ((total,),) = self.query(
-                f"SELECT COALESCE(SUM(ROW_COUNT), 0) FROM {self.database}.PUBLIC.EVENTRELAY_LOADS"
-            )
-        except Exception:
-            return 0
-        return int(total)
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-@pytest.fixture
-def wh(sf: SnowflakeStandIn) -> Iterator[Warehouse]:
-    warehouse = Warehouse(sf)
-    yield warehouse
-    warehouse.close()
 
 
 def config(sf: SnowflakeStandIn, wh: Warehouse, **extra: Any) -> dict[str, Any]:

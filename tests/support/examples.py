@@ -85,6 +85,12 @@ def valid_configs() -> dict[str, dict[str, Any]]:
             "access_key_id": "AKIAIOSFODNN7EXAMPLE",
             "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
         },
+        "gcs": {
+            "bucket": "my_analytics-bucket",
+            "prefix": "events/",
+            "access_key_id": "GOOGTS7C7FUP3AIRVJTE2BCDKINBTES3HC2GY5CBFJDCQ2SYHV6A6XXVTJFSA",
+            "secret_access_key": "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ",
+        },
         "redshift": {
             "host": "my-cluster.xxxx.us-east-1.redshift.amazonaws.com",
             "port": 5439,
@@ -112,6 +118,7 @@ SECRET_PATHS: dict[str, list[str]] = {
     "bigquery": ["service_account_json"],
     "snowflake": ["private_key"],
     "s3": ["secret_access_key"],
+    "gcs": ["secret_access_key"],
     "redshift": ["password"],
 }
 
@@ -162,6 +169,8 @@ def bad_configs() -> list[tuple[str, dict[str, Any], str]]:
         ("snowflake", with_("snowflake", database="1bad"), "config.database"),
         ("s3", with_("s3", bucket="Bad_Bucket"), "config.bucket"),
         ("s3", with_("s3", region="mars"), "config.region"),
+        ("gcs", with_("gcs", bucket="goog-bucket"), "config.bucket"),
+        ("gcs", with_("gcs", access_key_id="AKIAIOSFODNN7EXAMPLE"), "config.access_key_id"),
         ("redshift", with_("redshift", port=70000), "config.port"),
         ("redshift", with_("redshift", host="bad host!"), "config.host"),
         (

@@ -98,6 +98,7 @@ class S3Proxy:
     upstream: str
     faults: list[Fault] = field(default_factory=list)
     seen: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    preconditions: list[str] = field(default_factory=list)  # x-goog-if-generation-match values
     stored_then_hung: asyncio.Event = field(default_factory=asyncio.Event)
     _release: asyncio.Event = field(default_factory=asyncio.Event)
     _runner: web.AppRunner | None = None
@@ -139,16 +140,18 @@ class S3Proxy:
             )
         )
 
-    def deny_key(self, access_key: str) -> None:
-        """Requests signed with this access key id get S3's 403 InvalidAccessKeyId."""
+    def deny_key(
+        self,
+        access_key: str,
+        code: str = "InvalidAccessKeyId",
+        message: str = "The AWS Access Key Id you provided does not exist in our records.",
+    ) -> None:
+        """Requests signed with this access key id get a 403 (S3's InvalidAccessKeyId unless
+        told otherwise)."""
         self.faults.append(
             Fault(
                 lambda r: f"Credential={access_key}/" in r.headers.get("Authorization", ""),
-                lambda: s3_error(
-                    403,
-                    "InvalidAccessKeyId",
-                    "The AWS Access Key Id you provided does not exist in our records.",
-                ),
+                lambda: s3_error(403, code, message),
                 -1,
             )
         )
@@ -169,6 +172,18 @@ class S3Proxy:
         body = await request.read()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host",)}
         assert self._session is not None
+        generation = request.headers.get("x-goog-if-generation-match")
+        if generation is not None:
+            # Cloud Storage's create-only precondition (moto knows only If-None-Match).
+            self.preconditions.append(generation)
+            auth = {"Authorization": request.headers.get("Authorization", "")}
+            async with self._session.head(self.upstream + request.path, headers=auth) as found:
+                if generation == "0" and found.status == 200:
+                    return s3_error(
+                        412,
+                        "PreconditionFailed",
+                        "At least one of the pre-conditions you specified did not hold.",
+                    )
         async with self._session.request(
             request.method, self.upstream + request.path_qs, headers=headers, data=body
         ) as upstream:

@@ -8,7 +8,8 @@ The front adds what fakesnow does not check:
   fingerprint>) is verified against the user's registered public key, and refused as Snowflake
   does (390144 "JWT token is invalid.", docs.snowflake.com/en/user-guide/key-pair-auth-troubleshooting);
 - read-only users: writes get 003001 "Insufficient privileges";
-- scripted failures (`fail`) and held statements (`hold`) for the retry and crash tests.
+- scripted failures (`fail`) and held statements (`hold`) for the retry and crash tests;
+- Snowpipe: CREATE PIPE and the Snowpipe REST API (tests/support/snowpipe.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support.server import serve_in_thread
+from tests.support.snowpipe import Snowpipe
 
 WRITES = re.compile(r"^\s*(INSERT|CREATE|ALTER|PUT|COPY|UPDATE|DELETE|MERGE|DROP)\b", re.I)
 
@@ -104,6 +106,7 @@ class Front:
         self.holds: list[Hold] = []
         self.statements: list[str] = []
         self.url = ""
+        self.snowpipe = Snowpipe(self)
 
     def register(self, key: KeyPair, readonly: bool = False) -> None:
         self.keys[key.user.upper()] = key
@@ -138,6 +141,7 @@ class Front:
         self.faults.clear()
         self.holds.clear()
         self.statements.clear()
+        self.snowpipe.reset()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -154,6 +158,11 @@ class Front:
         body = gzip.decompress(raw) if headers.get("content-encoding") == "gzip" else raw
         path = scope["path"]
         held: Hold | None = None
+        if path.startswith("/v1/data/pipes/"):
+            query = scope.get("query_string", b"").decode()
+            status, answer = self.snowpipe.handle(scope["method"], path, query, headers, body)
+            await self._answer(send, json.dumps(answer).encode(), status)
+            return
         if path == "/session/v1/login-request":
             refused = self._login(json.loads(body))
             if refused is not None:
@@ -180,6 +189,13 @@ class Front:
                         send, _failure(fault.code, fault.message, "57014"), fault.status
                     )
                     return
+            if self.snowpipe.create(text, self.sessions.get(token, "")):
+                # fakesnow has no pipes: it answers a SELECT in the statement's place
+                statement = json.loads(body)
+                statement["sqlText"] = "SELECT 'Pipe successfully created.' AS \"status\""
+                raw = json.dumps(statement).encode()
+                if headers.get("content-encoding") == "gzip":
+                    raw = gzip.compress(raw)
             held = next((h for h in self.holds if h.sql.search(text)), None)
             if held is not None and not held.after:
                 await self._wait(held)
@@ -292,3 +308,39 @@ def snowflake_stand_in() -> Iterator[SnowflakeStandIn]:
     with serve_in_thread(front) as url:
         front.url = url
         yield SnowflakeStandIn(front, loader, reader, stranger)
+
+
+class Warehouse:
+    """A database of the test's own, and the tests' own session to look into it."""
+
+    def __init__(self, sf: SnowflakeStandIn) -> None:
+        self.database = f"DB_{uuid.uuid4().hex[:10]}".upper()
+        self.conn = sf.connect(self.database)
+        self.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        self.query(f"CREATE SCHEMA IF NOT EXISTS {self.database}.PUBLIC")
+
+    def query(self, text: str) -> list[tuple[Any, ...]]:
+        cur = self.conn.cursor()
+        cur.execute(text)
+        return list(cur.fetchall())
+
+    def counts(self, table: str = "EVENTS") -> tuple[int, int]:
+        try:
+            ((total, distinct),) = self.query(
+                f'SELECT COUNT(*), COUNT(DISTINCT "MESSAGE_ID") FROM {self.database}.PUBLIC."{table}"'
+            )
+        except Exception:
+            return 0, 0
+        return int(total), int(distinct)
+
+    def ledger(self) -> int:
+        try:
+            ((total,),) = self.query(
+                f"SELECT COALESCE(SUM(ROW_COUNT), 0) FROM {self.database}.PUBLIC.EVENTRELAY_LOADS"
+            )
+        except Exception:
+            return 0
+        return int(total)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -7,6 +7,7 @@ from typing import Any
 from eventrelay.destinations import (
     bigquery,
     ga4,
+    gcs,
     google_ads,
     linkedin,
     meta_capi,
@@ -34,6 +35,7 @@ _MODULES = (
     bigquery,
     snowflake,
     s3,
+    gcs,
     redshift,
 )
 

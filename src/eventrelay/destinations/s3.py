@@ -37,19 +37,24 @@ from eventrelay.timeutil import parse_iso
 GZIP_LEVEL = 4  # a quarter faster than 6 for a few percent more bytes on event JSON
 
 
-class S3Settings(LoadingSettings):
-    # The bucket and region name the host (https://<bucket>.s3.<region>.amazonaws.com).
+class ObjectStoreSettings(LoadingSettings):
+    """What every S3-API object store takes (S3 itself, and GCS through its XML API)."""
+
+    # The bucket names the host (https://<bucket>.s3.<region>.amazonaws.com).
     bucket: Annotated[S3Bucket, Field(json_schema_extra=ENDPOINT)]
     prefix: Annotated[
         str, Field(max_length=512, pattern=r"^[^\x00-\x1f]*$", description="Key prefix.")
     ] = ""
-    region: Annotated[AwsRegion, Field(json_schema_extra=ENDPOINT)]
     access_key_id: Annotated[str, Field(pattern=r"^[A-Z0-9]{16,128}$")]
     secret_access_key: Secret
     partitioning: Annotated[
         Literal["date", "hive"],
         Field(description="date: <source>/YYYY-MM-DD/HH/...; hive: <source>/dt=.../hr=.../..."),
     ] = "date"
+
+
+class S3Settings(ObjectStoreSettings):
+    region: Annotated[AwsRegion, Field(json_schema_extra=ENDPOINT)]
     server_side_encryption: Annotated[
         Literal["AES256", "aws:kms"] | None,
         Field(description="SSE-S3 (AES256) or SSE-KMS; omitted: the bucket's default."),
@@ -65,7 +70,9 @@ class S3Settings(LoadingSettings):
         return self
 
 
-def object_key(settings: S3Settings, source_id: str, received_at: datetime, batch: str) -> str:
+def object_key(
+    settings: ObjectStoreSettings, source_id: str, received_at: datetime, batch: str
+) -> str:
     at = received_at.astimezone(UTC)
     day, hour = at.strftime("%Y-%m-%d"), at.strftime("%H")
     folder = f"dt={day}/hr={hour}" if settings.partitioning == "hive" else f"{day}/{hour}"
@@ -86,7 +93,7 @@ class S3(FileDestination):
     def write(
         self, events: Sequence[EventRecord], settings: VendorSettings, ctx: WriteContext
     ) -> Written:
-        assert isinstance(settings, S3Settings)
+        assert isinstance(settings, ObjectStoreSettings)
         first, repeats = unique_events(events)
         ids = [events[i].message_id for i in first]
         name = batch_id(ids)

@@ -1,4 +1,6 @@
-"""Snowflake: the batch staged as a file and loaded with COPY INTO, the statement Snowpipe runs.
+"""Snowflake: the batch staged as a file and loaded with COPY INTO, the statement Snowpipe runs,
+or (`load_method: snowpipe`) by Snowpipe itself through a pipe eventrelay creates
+(`eventrelay.loaders.snowpipe`).
 
 The writer is the warehouse one (`warehouse.py`): the seed's `table` with core columns and
 properties/traits/context as VARIANT, or Segment's layout. The loader
@@ -55,6 +57,14 @@ class SnowflakeSettings(WarehouseSettings):
             " event is inserted (cheaper; a client's resent event may appear twice)."
         ),
     ] = "dedup"
+    load_method: Annotated[
+        Literal["copy", "snowpipe"],
+        Field(
+            description="copy: PUT and COPY INTO in eventrelay's own session (dedup or append);"
+            " snowpipe: a pipe eventrelay creates, fed through the Snowpipe REST API (append"
+            " only, layout single; no warehouse needed for the load itself)."
+        ),
+    ] = "copy"
 
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
 
@@ -71,6 +81,19 @@ class SnowflakeSettings(WarehouseSettings):
         except ValueError:
             raise ValueError("must be a PEM private key (-----BEGIN PRIVATE KEY-----)") from None
         return value
+
+    @model_validator(mode="after")
+    def _check_snowpipe(self) -> SnowflakeSettings:
+        if self.load_method != "snowpipe":
+            return self
+        if self.layout != "single":
+            raise ValueError(
+                "load_method snowpipe needs layout single (a pipe cannot upsert users)"
+            )
+        if "load_mode" in self.model_fields_set and self.load_mode != "append":
+            raise ValueError("load_method snowpipe loads append only: load_mode must be append")
+        self.load_mode = "append"
+        return self
 
     @model_validator(mode="after")
     def _check_passphrase(self) -> SnowflakeSettings:

@@ -117,6 +117,7 @@ class Loader(abc.ABC):
 # integrations of its type.
 LOADERS: dict[str, str] = {
     "s3": "eventrelay.loaders.s3:S3Loader",
+    "gcs": "eventrelay.loaders.gcs:GcsLoader",
     "redshift": "eventrelay.loaders.redshift:RedshiftLoader",
     "bigquery": "eventrelay.loaders.bigquery:BigqueryLoader",
     "snowflake": "eventrelay.loaders.snowflake:SnowflakeLoader",

@@ -16,7 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from eventrelay.destinations.loading import StagedObject, Written
-from eventrelay.destinations.s3 import S3Settings
+from eventrelay.destinations.s3 import ObjectStoreSettings, S3Settings
 from eventrelay.loaders.aws import S3Session, classify, error_code, status_of
 from eventrelay.loaders.base import CheckStep, Loader, LoadReport
 
@@ -29,8 +29,12 @@ def s3_url(bucket: str, key: str) -> str:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
+    bucket, _, key = url.partition("://")[2].partition("/")
     return bucket, key
+
+
+def _if_absent_generation(request: Any, **_: Any) -> None:
+    request.headers["x-goog-if-generation-match"] = "0"
 
 
 class S3Uploader:
@@ -42,18 +46,33 @@ class S3Uploader:
         bucket: str,
         encryption: str | None = None,
         kms_key_id: str | None = None,
+        *,
+        scheme: str = "s3",
+        generation_precondition: bool = False,
     ) -> None:
         self.session = session
         self.bucket = bucket
+        self.scheme = scheme
+        # Cloud Storage's XML API takes `x-goog-if-generation-match: 0` where S3 takes
+        # `If-None-Match: *` (destinations/gcs.py); botocore has no parameter for it, so a
+        # before-sign hook adds the header to PutObject.
+        self._generation = generation_precondition
+        self._hooked = False
         self._extra: dict[str, Any] = {}
         if encryption:
             self._extra["ServerSideEncryption"] = encryption
         if kms_key_id:
             self._extra["SSEKMSKeyId"] = kms_key_id
 
+    def url(self, key: str) -> str:
+        return f"{self.scheme}://{self.bucket}/{key}"
+
     async def put(self, item: StagedObject) -> bool:
         """Store the object; False when it was already there (an earlier attempt stored it)."""
         client = await self.session.client()
+        if self._generation and not self._hooked:
+            client.meta.events.register("before-sign.s3.PutObject", _if_absent_generation)
+            self._hooked = True
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": item.key,
@@ -64,7 +83,10 @@ class S3Uploader:
             args["ContentEncoding"] = item.content_encoding
         try:
             if len(item.body) <= MULTIPART_THRESHOLD:
-                await client.put_object(Body=item.body, IfNoneMatch="*", **args)
+                if self._generation:
+                    await client.put_object(Body=item.body, **args)
+                else:
+                    await client.put_object(Body=item.body, IfNoneMatch="*", **args)
                 return True
             if await self.exists(item.key):
                 return False
@@ -73,9 +95,9 @@ class S3Uploader:
         except ClientError as exc:
             if status_of(exc) == 412 or error_code(exc) == "PreconditionFailed":
                 return False
-            raise classify(exc, f"PUT {s3_url(self.bucket, item.key)}") from None
+            raise classify(exc, f"PUT {self.url(item.key)}") from None
         except Exception as exc:
-            raise classify(exc, f"PUT {s3_url(self.bucket, item.key)}", committed=None) from None
+            raise classify(exc, f"PUT {self.url(item.key)}", committed=None) from None
 
     async def _multipart(self, args: dict[str, Any], body: bytes) -> None:
         client = await self.session.client()
@@ -114,24 +136,24 @@ class S3Uploader:
         except ClientError as exc:
             if status_of(exc) == 404 or error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise classify(exc, f"HEAD {s3_url(self.bucket, key)}") from None
+            raise classify(exc, f"HEAD {self.url(key)}") from None
         except Exception as exc:
-            raise classify(exc, f"HEAD {s3_url(self.bucket, key)}", committed=None) from None
+            raise classify(exc, f"HEAD {self.url(key)}", committed=None) from None
 
     async def delete(self, key: str) -> None:
         client = await self.session.client()
         try:
             await client.delete_object(Bucket=self.bucket, Key=key)
         except Exception as exc:
-            raise classify(exc, f"DELETE {s3_url(self.bucket, key)}", committed=None) from None
+            raise classify(exc, f"DELETE {self.url(key)}", committed=None) from None
 
     async def check(self, prefix: str) -> list[CheckStep]:
         """Create and delete a scratch object: proves PutObject and DeleteObject rights."""
         key = f"{prefix}.eventrelay-test-{uuid.uuid4().hex}"
         steps: list[CheckStep] = []
         for step, action in (
-            (f"PUT {s3_url(self.bucket, key)}", self._put_scratch),
-            (f"DELETE {s3_url(self.bucket, key)}", self.delete),
+            (f"PUT {self.url(key)}", self._put_scratch),
+            (f"DELETE {self.url(key)}", self.delete),
         ):
             try:
                 await action(key)
@@ -149,25 +171,28 @@ class S3Uploader:
                 Bucket=self.bucket, Key=key, Body=b"eventrelay test\n", **self._extra
             )
         except Exception as exc:
-            raise classify(exc, f"PUT {s3_url(self.bucket, key)}") from None
+            raise classify(exc, f"PUT {self.url(key)}") from None
 
 
 class S3Loader(Loader):
+    def _make_uploader(self) -> S3Uploader:
+        settings = self.settings
+        assert isinstance(settings, S3Settings)
+        session = S3Session(
+            settings.region,
+            settings.access_key_id,
+            settings.secret_access_key.get_secret_value(),
+            self.ctx.url("s3"),
+            self.ctx.timeout,
+        )
+        return S3Uploader(
+            session, settings.bucket, settings.server_side_encryption, settings.kms_key_id
+        )
+
     def _uploader(self) -> S3Uploader:
         uploader: S3Uploader | None = getattr(self, "_up", None)
         if uploader is None:
-            settings = self.settings
-            assert isinstance(settings, S3Settings)
-            session = S3Session(
-                settings.region,
-                settings.access_key_id,
-                settings.secret_access_key.get_secret_value(),
-                self.ctx.url("s3"),
-                self.ctx.timeout,
-            )
-            uploader = S3Uploader(
-                session, settings.bucket, settings.server_side_encryption, settings.kms_key_id
-            )
+            uploader = self._make_uploader()
             self._up = uploader
         return uploader
 
@@ -177,8 +202,8 @@ class S3Loader(Loader):
             await uploader.session.close()
 
     def refs(self, written: Written) -> list[str]:
-        assert isinstance(self.settings, S3Settings)
-        return [s3_url(self.settings.bucket, o.key) for o in written.objects]
+        uploader = self._uploader()
+        return [uploader.url(o.key) for o in written.objects]
 
     async def load(self, written: Written) -> LoadReport:
         uploader = self._uploader()
@@ -203,5 +228,5 @@ class S3Loader(Loader):
         return True
 
     async def check(self) -> list[CheckStep]:
-        assert isinstance(self.settings, S3Settings)
+        assert isinstance(self.settings, ObjectStoreSettings)
         return await self._uploader().check(self.settings.prefix)

@@ -20,8 +20,8 @@ Verified against Snowflake's documentation:
   `EVENTRELAY_LOADS` ledger row commit together, and each INSERT reads its staging table only
   when the ledger does not hold the batch yet: a batch commits once, even in append mode.
 
-Snowpipe itself (a pipe fed by the Snowpipe REST insertFiles call) is not offered: fakesnow has
-neither pipes nor the Snowpipe REST API, so nothing here could test it; see the README.
+`load_method: snowpipe` hands the load to Snowpipe instead (loaders/snowpipe.py): the tables and
+columns are still kept up here, then the file goes through a pipe.
 
 What the stand-in cannot show (fakesnow 0.12 over DuckDB, behind tests/support/snowflake.py):
 Snowflake's real IAM and key registration (the front checks the JWT against the registered key),
@@ -58,6 +58,7 @@ from eventrelay.destinations.tables import (
 )
 from eventrelay.loaders import snowflake_sql as sql
 from eventrelay.loaders.base import CheckStep, Loader, LoadError, LoadReport
+from eventrelay.loaders.snowpipe import SnowpipeFeed
 from eventrelay.loaders.threads import blocking
 
 
@@ -71,24 +72,32 @@ class SnowflakeLoader(Loader):
         self._lock = threading.Lock()  # one statement sequence at a time on the connection
         self._columns: dict[str, dict[str, ColumnType | None] | None] = {}
         self._ledger_ready = False
+        self._pipe = SnowpipeFeed(self) if self.settings.load_method == "snowpipe" else None
 
     # --- contract ----------------------------------------------------------------------------
 
     def refs(self, written: Written) -> list[str]:
         s = self.settings
         prefix = f"{s.database}.{s.schema_}".upper()
-        return [f"{prefix}.{t.table.upper()}" for t in written.tables]
+        tables = [f"{prefix}.{t.table.upper()}" for t in written.tables]
+        return tables + (self._pipe.refs(written) if self._pipe is not None else [])
 
     async def load(self, written: Written) -> LoadReport:
+        if self._pipe is not None:
+            return await self._pipe.load(written)
         return await blocking(self._guarded, self._load, written)
 
     async def committed(self, batch_id: str, refs: list[str]) -> bool:
+        if self._pipe is not None:
+            return await self._pipe.committed(batch_id, self._pipe.refs_of(refs))
         return await blocking(self._guarded, self._committed, batch_id)
 
     async def check(self) -> list[CheckStep]:
         return await blocking(self._check)
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            await self._pipe.close()
         await blocking(self._disconnect)
 
     # --- connection --------------------------------------------------------------------------

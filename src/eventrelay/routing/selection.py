@@ -49,6 +49,7 @@ SEGMENT_NAMES: dict[str, tuple[str, ...]] = {
     "bigquery": ("BigQuery", "Google BigQuery"),
     "snowflake": ("Snowflake",),
     "s3": ("Amazon S3", "AWS S3"),
+    "gcs": ("Google Cloud Storage",),
     "redshift": ("Redshift", "Amazon Redshift"),
 }
 
