@@ -14,6 +14,14 @@ def msgs(prefix: str, n: int) -> list[Message]:
     return [Message(f"{prefix}-{i}", f'{{"n":{i},"p":"{prefix}"}}'.encode()) for i in range(n)]
 
 
+async def put(q, batches: dict[str, list[Message]]) -> None:
+    """Publish to one log per stream, each read by the stream of the same name (the one-reader
+    case; the fan-out cases below share a log)."""
+    for stream, messages in batches.items():
+        await q.subscribe(stream, stream)
+        await q.publish(stream, messages)
+
+
 async def drain(q, stream: str, expected: int, batch: int = 100, timeout: float = 5.0) -> list:
     got: list = []
     deadline = time.monotonic() + timeout
@@ -25,7 +33,7 @@ async def drain(q, stream: str, expected: int, batch: int = 100, timeout: float 
 async def test_publish_pull_ack_in_order(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
     before = time.time()
-    await q.publish({"s1": msgs("a", 3)})
+    await put(q, {"s1": msgs("a", 3)})
     got = await q.pull("s1", 10, timeout=2)
     assert [d.message_id for d in got] == ["a-0", "a-1", "a-2"]
     assert [d.data for d in got] == [m.data for m in msgs("a", 3)]
@@ -37,6 +45,7 @@ async def test_publish_pull_ack_in_order(queue_factory: QueueFactory) -> None:
 
 async def test_pull_times_out_empty(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
+    await q.subscribe("empty", "empty")
     started = time.monotonic()
     assert await q.pull("empty", 10, timeout=0.3) == []
     assert time.monotonic() - started >= 0.25
@@ -44,10 +53,11 @@ async def test_pull_times_out_empty(queue_factory: QueueFactory) -> None:
 
 async def test_pull_wakes_on_publish(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
+    await q.subscribe("s", "s")
     waiter = asyncio.create_task(q.pull("s", 10, timeout=5))
     await asyncio.sleep(0.1)
     started = time.monotonic()
-    await q.publish({"s": msgs("w", 1)})
+    await put(q, {"s": msgs("w", 1)})
     got = await waiter
     assert [d.message_id for d in got] == ["w-0"]
     assert time.monotonic() - started < 2
@@ -58,7 +68,7 @@ async def test_fill_waits_for_a_fuller_batch(queue_factory: QueueFactory) -> Non
 
     async def trickle() -> None:
         for i in range(5):
-            await q.publish({"s": [Message(f"t{i}", b"{}")]})
+            await put(q, {"s": [Message(f"t{i}", b"{}")]})
             await asyncio.sleep(0.05)
 
     task = asyncio.create_task(trickle())
@@ -69,7 +79,7 @@ async def test_fill_waits_for_a_fuller_batch(queue_factory: QueueFactory) -> Non
 
 async def test_unsettled_messages_come_back_after_restart(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("r", 4)})
+    await put(q, {"s": msgs("r", 4)})
     got = await q.pull("s", 4, timeout=2)
     await q.ack("s", got[:2])
     q = await queue_factory()  # crash/restart: the last two were never settled
@@ -79,7 +89,7 @@ async def test_unsettled_messages_come_back_after_restart(queue_factory: QueueFa
 
 async def test_retry_after_delay(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("d", 1)})
+    await put(q, {"s": msgs("d", 1)})
     [first] = await q.pull("s", 1, timeout=2)
     await q.retry("s", [first], delay=0.5)
     assert await q.pull("s", 1, timeout=0.2) == []
@@ -94,7 +104,7 @@ async def test_retry_after_delay(queue_factory: QueueFactory) -> None:
 
 async def test_terminate_never_redelivers(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("x", 2)})
+    await put(q, {"s": msgs("x", 2)})
     got = await q.pull("s", 2, timeout=2)
     await q.terminate("s", got)
     q = await queue_factory()
@@ -103,7 +113,7 @@ async def test_terminate_never_redelivers(queue_factory: QueueFactory) -> None:
 
 async def test_purge_drops_one_stream_only(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"a": msgs("a", 3), "b": msgs("b", 2)})
+    await put(q, {"a": msgs("a", 3), "b": msgs("b", 2)})
     await q.purge("a")
     assert await q.pull("a", 10, timeout=0.3) == []
     assert [d.message_id for d in await drain(q, "b", 2)] == ["b-0", "b-1"]
@@ -112,15 +122,15 @@ async def test_purge_drops_one_stream_only(queue_factory: QueueFactory) -> None:
 
 async def test_dedup_by_message_id(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("dup", 2)})
-    await q.publish({"s": msgs("dup", 3)})
+    await put(q, {"s": msgs("dup", 2)})
+    await put(q, {"s": msgs("dup", 3)})
     got = await drain(q, "s", 3, timeout=1.5)
     assert sorted(d.message_id for d in got) == ["dup-0", "dup-1", "dup-2"]
 
 
 async def test_streams_are_isolated_and_depth_counts(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"a": msgs("a", 5), "b": msgs("b", 1)})
+    await put(q, {"a": msgs("a", 5), "b": msgs("b", 1)})
     assert await q.depth("a") == 5
     assert await q.depth("b") == 1
     assert {d.message_id for d in await q.pull("b", 10, timeout=1)} == {"b-0"}
@@ -128,7 +138,7 @@ async def test_streams_are_isolated_and_depth_counts(queue_factory: QueueFactory
 
 async def test_large_batches_exactly_once(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("big", 2500)})
+    await put(q, {"s": msgs("big", 2500)})
     seen: list[str] = []
     while len(seen) < 2500:
         got = await q.pull("s", 100, timeout=2)
@@ -140,7 +150,7 @@ async def test_large_batches_exactly_once(queue_factory: QueueFactory) -> None:
 
 async def test_concurrent_pullers_share_without_duplicates(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("c", 600)})
+    await put(q, {"s": msgs("c", 600)})
 
     async def consumer() -> list[str]:
         mine: list[str] = []
@@ -158,9 +168,9 @@ async def test_concurrent_pullers_share_without_duplicates(queue_factory: QueueF
 
 async def test_expire_drops_and_counts_old_messages(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": [Message("old", b"{}")], "t": [Message("o2", b"{}")]})
+    await put(q, {"s": [Message("old", b"{}")], "t": [Message("o2", b"{}")]})
     await asyncio.sleep(0.6)
-    await q.publish({"s": [Message("new", b"{}")]})
+    await put(q, {"s": [Message("new", b"{}")]})
     assert await q.expire(max_age=0.4) == {"s": 1, "t": 1}
     [left] = await q.pull("s", 10, timeout=1)
     assert left.message_id == "new"
@@ -169,7 +179,7 @@ async def test_expire_drops_and_counts_old_messages(queue_factory: QueueFactory)
 
 async def test_expire_keeps_young_messages(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("y", 2)})
+    await put(q, {"s": msgs("y", 2)})
     await q.expire(max_age=3600)
     assert len(await drain(q, "s", 2)) == 2
 
@@ -178,7 +188,7 @@ async def test_extended_messages_stay_with_their_puller(queue_factory: QueueFact
     """A slow batch renewed with `extend` is not handed to another puller meanwhile (the NATS
     fixture's lease is 1 s; this holds the messages for 2.5 s)."""
     q = await queue_factory()
-    await q.publish({"s": msgs("l", 3)})
+    await put(q, {"s": msgs("l", 3)})
     held = await q.pull("s", 3, timeout=2)
     assert len(held) == 3
     deadline = asyncio.get_running_loop().time() + 2.5
@@ -193,7 +203,7 @@ async def test_a_released_batch_is_handed_out_again_at_once(queue_factory: Queue
     """A worker stopped mid-batch gives its events back; only the unsettled ones return, well
     before the 1 s lease would have run out."""
     q = await queue_factory()
-    await q.publish({"s": msgs("rel", 3)})
+    await put(q, {"s": msgs("rel", 3)})
     held = await q.pull("s", 3, timeout=2)
     await q.ack("s", held[:1])
     await q.release("s", held)
@@ -206,7 +216,7 @@ async def test_a_released_batch_is_handed_out_again_at_once(queue_factory: Queue
 
 async def test_a_cancelled_pull_loses_nothing(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("cp", 2)})
+    await put(q, {"s": msgs("cp", 2)})
     waiter = asyncio.create_task(q.pull("s", 10, timeout=5, fill=5))  # waits for a fuller batch
     await asyncio.sleep(0.3)
     waiter.cancel()
@@ -222,11 +232,11 @@ async def test_a_batch_filling_longer_than_the_lease_stays_leased(
     """What a pull has taken stays reserved while it waits for a fuller batch (a batched
     webhook waits up to its interval, which may exceed the lease): not handed out again."""
     q = await queue_factory()  # a 1 s lease
-    await q.publish({"s": msgs("fill", 1)})
+    await put(q, {"s": msgs("fill", 1)})
 
     async def more_later() -> None:
         await asyncio.sleep(1.5)
-        await q.publish({"s": msgs("late", 1)})
+        await put(q, {"s": msgs("late", 1)})
 
     later = asyncio.create_task(more_later())
     got = await q.pull("s", 10, timeout=2, fill=2.5)
@@ -241,7 +251,7 @@ async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFa
     """A holder that neither settles nor renews (hung, or lost the batch) loses it after the
     lease, as with JetStream's ack wait: nothing stays reserved forever."""
     q = await queue_factory()
-    await q.publish({"s": msgs("lease", 2)})
+    await put(q, {"s": msgs("lease", 2)})
     abandoned = await q.pull("s", 2, timeout=2)
     assert len(abandoned) == 2
     again = await drain(q, "s", 2, timeout=5)
@@ -255,7 +265,7 @@ async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFa
 
 async def test_expire_counts_abandoned_leases(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("gone", 2)})
+    await put(q, {"s": msgs("gone", 2)})
     assert len(await q.pull("s", 2, timeout=2)) == 2  # then its holder goes away
     await asyncio.sleep(1.3)  # past the 1 s lease
     assert await q.expire(max_age=0.5) == {"s": 2}
@@ -264,7 +274,7 @@ async def test_expire_counts_abandoned_leases(queue_factory: QueueFactory) -> No
 
 async def test_expire_counts_what_was_read_but_not_handed_out(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"s": msgs("rest", 5)})
+    await put(q, {"s": msgs("rest", 5)})
     first = await q.pull("s", 2, timeout=2)
     await q.ack("s", first)
     await asyncio.sleep(0.6)
@@ -277,7 +287,7 @@ async def test_expire_leaves_a_renewed_batch_to_its_holder(queue_factory: QueueF
     """The holder of a live lease expires (and counts) its events itself. (A 10 s lease: a
     loaded machine must not let it run out while the expiry looks.)"""
     q = await queue_factory(lease=10.0)
-    await q.publish({"s": msgs("kept", 1)})
+    await put(q, {"s": msgs("kept", 1)})
     held = await q.pull("s", 1, timeout=2)
     await asyncio.sleep(0.6)
     await q.extend("s", held)
@@ -288,7 +298,7 @@ async def test_expire_leaves_a_renewed_batch_to_its_holder(queue_factory: QueueF
 
 async def test_depths_per_stream(queue_factory: QueueFactory) -> None:
     q = await queue_factory()
-    await q.publish({"a": msgs("a", 4), "b": msgs("b", 1)})
+    await put(q, {"a": msgs("a", 4), "b": msgs("b", 1)})
     got = await q.pull("a", 1, timeout=2)
     await q.ack("a", got)
     # JetStream applies an ack asynchronously: the count follows within moments

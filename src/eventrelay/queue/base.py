@@ -1,6 +1,8 @@
 """The delivery queue contract, shaped after what a replicated stream engine offers (NATS
-JetStream): one logical stream per integration, durable publish, pull in batches, ack, retry after
-a delay (negative ack), terminate, purge, and redelivery of anything not settled after a crash.
+JetStream): accepted events are appended once to a *log* (one per source), however many
+integrations read them; each integration reads its source's log as a *stream* with its own
+position, leases and retries (a JetStream durable consumer): pull in batches, ack, retry after a
+delay (negative ack), terminate, purge, and redelivery of anything not settled after a crash.
 
 A pulled batch is leased to its puller for `lease_seconds` (JetStream's ack wait): renewed by
 `extend`, given back at once by `release` (a cancelled batch), and handed out again when the
@@ -11,7 +13,7 @@ Every backend passes the same contract test-suite (tests/queue/test_contract.py)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple, Protocol
 
 
@@ -49,9 +51,19 @@ class Queue(Protocol):
 
     async def close(self) -> None: ...
 
-    async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
-        """Append messages to their streams; durable when this returns. A message id seen on
-        the same stream within the dedup window is stored once."""
+    async def subscribe(self, stream: str, log: str, since: float | None = None) -> None:
+        """Make `stream` a reader of `log`, starting with what was published at or after
+        `since` (epoch seconds; None: everything the log still holds). A stream that reads
+        already keeps its position. Call before pulling, in every process that pulls."""
+        ...
+
+    async def publish(
+        self, log: str, messages: Sequence[Message], skip: Collection[str] = ()
+    ) -> None:
+        """Append messages to a log once, for every stream reading it; durable when this
+        returns. Streams named in `skip` are never handed these (an integration paused when
+        they were accepted). A message id seen on the same log within the dedup window is
+        stored once."""
         ...
 
     async def pull(
@@ -81,7 +93,8 @@ class Queue(Protocol):
         ...
 
     async def purge(self, stream: str) -> None:
-        """Drop everything queued for a stream (its integration was deleted)."""
+        """Stop reading for a stream and drop what it had not settled (its integration was
+        deleted); the other streams of its log are not affected."""
         ...
 
     async def depth(self, stream: str) -> int:
