@@ -49,6 +49,7 @@ def make_queue(
         consumer=consumer,
         lease_seconds=settings.queue_lease_seconds,
         holder=holder,
+        retention_seconds=settings.queue_retention_seconds,
     )
 
 

@@ -132,6 +132,9 @@ class Settings(BaseSettings):
     # Embedded queue durability: "full" fsyncs every group commit; "normal" survives a process
     # crash (kill -9) but not an OS crash.
     queue_sync: str = Field(default="full", pattern="^(full|normal)$")
+    # Embedded queue: how long an event stays in its source's log once every integration has
+    # settled it (0: dropped at once). An archive for replay needs more.
+    queue_retention_seconds: float = Field(default=0.0, ge=0)
 
     # NATS JetStream.
     nats_replicas: int = Field(default=1, ge=1, le=5)

@@ -257,47 +257,6 @@ async def test_cors(pipe: Pipeline) -> None:
     assert r.headers["access-control-allow-origin"] == "https://a.example"
 
 
-async def test_consent_routing_and_filter_counts(pipe: Pipeline) -> None:
-    src = await pipe.api.make_source()
-    none = await pipe.api.make_integration(src["id"], **paused_webhook([]))
-    ads = await pipe.api.make_integration(src["id"], **paused_webhook(["advertising"]))
-    off = await pipe.api.make_integration(src["id"], enabled=False, **paused_webhook([]))
-    for integration in (none, ads):
-        await pipe.api.post(
-            f"/v1/admin/integrations/{integration['id']}/status", json={"status": "paused"}
-        )
-    # Paused through the API means disabled: switch two of them back on without workers running
-    # by putting them in the error state instead (events stay queued).
-    async with pipe.api.runtime.db.transaction() as conn:
-        from sqlalchemy import update
-
-        from eventrelay.store.tables import integrations
-
-        await conn.execute(
-            update(integrations)
-            .where(integrations.c.id.in_([none["id"], ads["id"]]))
-            .values(status="error", enabled=True)
-        )
-    from eventrelay.bus import Change
-
-    await pipe.api.runtime.bus.publish(Change("integration", none["id"]))
-    granted = {"context": {"consent": {"categoryPreferences": {"Advertising": True}}}}
-    denied = {"context": {"consent": {"categoryPreferences": {"Advertising": False}}}}
-    batch = [
-        {"type": "track", "userId": "u", "event": "granted", **granted},
-        {"type": "track", "userId": "u", "event": "denied", **denied},
-        {"type": "track", "userId": "u", "event": "no consent info"},
-    ]
-    r = await pipe.ingest("/v1/batch", src["write_key"], {"batch": batch})
-    assert r.status_code == 200
-    assert await queued(pipe, none["id"]) == 3
-    assert await queued(pipe, ads["id"]) == 1  # deny by default without consent info
-    assert await queued(pipe, off["id"]) == 0
-    assert (await pipe.metrics(ads["id"]))["filtered.consent"] == 2
-    assert (await pipe.metrics(off["id"]))["filtered.disabled"] == 3
-    assert (await pipe.metrics(none["id"]))["queued"] == 3
-
-
 async def test_consent_default_allow(pipe: Pipeline) -> None:
     src = await pipe.api.make_source(consent_default="allow")
     ads = await pipe.api.make_integration(src["id"], **paused_webhook(["advertising"]))

@@ -171,8 +171,59 @@ async def test_integrations_object_selects_by_name_type_and_segment_name(
         "everyone",
     }
     assert got_staging == {"type wins over All", "name is case-sensitive", "everyone"}
-    assert (await pipe.metrics(prod))["filtered.integrations_object"] == 1
-    assert (await pipe.metrics(staging))["filtered.integrations_object"] == 3
+    # Decided by each integration's worker as it reads the event (stored once for both).
+    assert await _counted(pipe, prod, "filtered.integrations_object") == 1
+    assert await _counted(pipe, staging, "filtered.integrations_object") == 3
+
+
+async def _counted(pipe: Pipeline, integration_id: str, metric: str) -> Any:
+    async def check() -> Any:
+        return (await pipe.metrics(integration_id)).get(metric)
+
+    return await pipe.eventually(check)
+
+
+async def test_consent_is_decided_per_integration_where_it_is_read(
+    pipe: Pipeline, sink: Sink
+) -> None:
+    """The event is stored once for every integration of the source (counted as queued for
+    each); an integration's worker delivers what its consent categories allow and counts the
+    rest as filtered; a paused integration skips what arrives meanwhile."""
+    src = await pipe.api.make_source()
+    none = await _delivering(pipe, src, sink, "no-consent")
+    ads = await pipe.api.make_integration(
+        src["id"],
+        type="webhook",
+        name="ads",
+        consent_categories=["advertising"],
+        config={"url": f"{sink.url}/ads", "batch": True, "batch_interval_ms": 50},
+    )
+    off = await _delivering(pipe, src, sink, "off")
+    r = await pipe.api.post(f"/v1/admin/integrations/{off}/status", json={"status": "paused"})
+    assert r.status_code == 200, r.text
+    granted = {"context": {"consent": {"categoryPreferences": {"Advertising": True}}}}
+    denied = {"context": {"consent": {"categoryPreferences": {"Advertising": False}}}}
+    batch = [
+        {"type": "track", "userId": "u", "event": "granted", **granted},
+        {"type": "track", "userId": "u", "event": "denied", **denied},
+        {"type": "track", "userId": "u", "event": "no consent info"},
+    ]
+    r = await pipe.ingest("/v1/batch", src["write_key"], {"batch": batch})
+    assert r.status_code == 200
+    await sink.wait_for(
+        lambda: len(_arrived(sink, "no-consent")) == 3 and len(_arrived(sink, "ads")) == 1
+    )
+    assert set(_arrived(sink, "ads")) == {"granted"}  # deny by default without consent info
+    assert await _counted(pipe, ads["id"], "filtered.consent") == 2
+    assert (await pipe.metrics(ads["id"]))["queued"] == 3
+    assert (await pipe.metrics(none))["queued"] == 3
+    assert (await pipe.metrics(off))["filtered.disabled"] == 3
+    r = await pipe.api.post(f"/v1/admin/integrations/{off}/status", json={"status": "active"})
+    assert r.status_code == 200, r.text
+    r = await pipe.ingest("/v1/batch", src["write_key"], {"batch": batch[2:]})
+    assert r.status_code == 200
+    await sink.wait_for(lambda: len(_arrived(sink, "off")) == 1)
+    assert set(_arrived(sink, "off")) == {"no consent info"}
 
 
 def test_type_keys_include_segment_catalog_names() -> None:

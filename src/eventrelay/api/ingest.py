@@ -43,8 +43,9 @@ from eventrelay.api.ingest_http import (
 )
 from eventrelay.api.sdk_config import rudder_source_config, segment_settings, settings_write_key
 from eventrelay.core.events import InvalidEvent, Received, normalize, parse_sent_at
+from eventrelay.queue.base import Message
 from eventrelay.routing.directory import SourceEntry
-from eventrelay.routing.router import route
+from eventrelay.routing.router import admit
 from eventrelay.runtime import Runtime
 from eventrelay.telemetry import INGEST_EVENTS, INGEST_REQUESTS
 from eventrelay.timeutil import iso_from_epoch_ms
@@ -254,17 +255,20 @@ class IngestApp:
         self, source: SourceEntry, accepted: list[tuple[dict[str, Any], bytes]]
     ) -> None:
         rt = self._rt
-        routed = route(source, accepted)
+        # Stored once in the source's log, however many integrations read it (routing.router).
+        admitted = admit(source)
         assert rt.queue is not None and rt.metrics is not None
+        messages = [Message(event["messageId"], raw) for event, raw in accepted]
         try:
-            await rt.queue.publish(routed.batches)
+            await rt.queue.publish(source.id, messages, admitted.skip)
         except Exception as exc:
             log.error("queue publish failed", extra={"error_type": type(exc).__name__})
             raise Refused(503, "unavailable", "events could not be stored; retry later") from None
         now = time.time()
-        for integration_id, messages in routed.batches.items():
-            rt.metrics.add(integration_id, "queued", len(messages), at=now)
-        for (integration_id, reason), count in routed.filtered.items():
+        count = len(messages)
+        for integration_id in admitted.readers:
+            rt.metrics.add(integration_id, "queued", count, at=now)
+        for integration_id, reason in admitted.filtered:
             rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
         tap = rt.tap  # live view (tail, console): one set lookup per request when nobody listens
         if tap is not None and source.id in tap.watched:

@@ -239,6 +239,14 @@ async def create(rt: Runtime, actor: Actor, body: IntegrationCreate) -> dict[str
         await audit.record(
             conn, actor, "integration.created", "integration", str(row["id"]), changes
         )
+    if rt.queue is not None and destination.delivers:
+        # It reads its source's log from now on, whichever process starts its worker and when.
+        try:
+            await rt.queue.subscribe(str(row["id"]), body.source_id, since=now.timestamp())
+        except Exception as exc:  # its worker subscribes too, from the creation time
+            log.warning(
+                "subscribing a new integration failed", extra={"error_type": type(exc).__name__}
+            )
     await rt.bus.publish(Change("integration", str(row["id"])))
     return present(row)
 

@@ -100,6 +100,7 @@ class LoadWorker(IntegrationWorker):
     # --- buffering ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        await self._subscribe()
         lease = self._s.queue.lease_seconds
         keeper = asyncio.create_task(self._keep_buffer(lease)) if lease else None
         try:

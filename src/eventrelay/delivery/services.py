@@ -33,6 +33,11 @@ class Snapshot:
     # Routing rules (trigger, filters, transformation), applied after the worker reads an
     # event and before build()/the load buffer; None: every event goes on.
     rules: CompiledRules | None = None
+    # The log it reads (its source's) and from when: its creation (epoch seconds).
+    source_id: str = ""
+    since: float | None = None
+    # Keys of an event's `integrations` object that address it (routing/selection.py).
+    select_keys: tuple[str, ...] = ()
 
     @property
     def subject(self) -> Subject:

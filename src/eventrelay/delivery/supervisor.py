@@ -29,6 +29,7 @@ from eventrelay.delivery.worker import IntegrationWorker
 from eventrelay.destinations import registry
 from eventrelay.errors import validation_details
 from eventrelay.logs import Redactor
+from eventrelay.routing.selection import type_keys
 from eventrelay.rules import RulesInvalid, compile_rules
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as integration_store
@@ -251,6 +252,9 @@ class DeliverySupervisor:
             secrets=secrets,
             version=version,
             rules=rules if rules is not None and not rules.empty else None,
+            source_id=row["source_id"],
+            since=row["created_at"].timestamp(),
+            select_keys=type_keys(row["type"], destination.title),
         )
         worker = worker_for(snapshot, self._services, health, row["source_id"], self._loads)
         self._workers[integration_id] = worker

@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from eventrelay.core.consent import allows, granted_categories
 from eventrelay.delivery.failures import (
     credentials_of,
     describe_request,
@@ -32,6 +31,7 @@ from eventrelay.destinations.base import (
     OutcomeKind,
 )
 from eventrelay.queue.base import Delivery
+from eventrelay.routing.router import selects
 from eventrelay.tasks import stop_task
 from eventrelay.telemetry import DELIVERY_EVENTS, DELIVERY_REQUEST_SECONDS
 
@@ -86,6 +86,7 @@ class IntegrationWorker:
         batch_size = snap.destination.batch_size(snap.settings)
         fill = snap.destination.batch_wait_seconds(snap.settings)
         slots = asyncio.Semaphore(self._s.concurrency)
+        await self._subscribe()
         while not self._stopping.is_set() and not self.health.in_error:
             if self.health.halting:  # another batch is putting the integration in error
                 await asyncio.sleep(0.1)
@@ -115,6 +116,21 @@ class IntegrationWorker:
                 slots.release()
 
             task.add_done_callback(done)
+
+    async def _subscribe(self) -> None:
+        """Read the source's log from the integration's creation on (a reader that exists
+        keeps its position); retried until the queue answers."""
+        snap = self.snapshot
+        while not self._stopping.is_set():
+            try:
+                await self._s.queue.subscribe(self.stream, snap.source_id, snap.since)
+                return
+            except Exception as exc:
+                log.warning(
+                    "subscribing failed",
+                    extra={"integration_id": snap.id, "error_type": type(exc).__name__},
+                )
+                await asyncio.sleep(1.0)
 
     # --- one batch ---------------------------------------------------------------------------
 
@@ -180,16 +196,8 @@ class IntegrationWorker:
                 settled.drop.append((delivery, Outcome(OutcomeKind.DROP, "expired")))
             else:
                 live.append(delivery)
-        if snap.consent_categories and live:
-            # Consent is checked again at delivery: the integration may require more by now.
-            kept = []
-            for delivery in live:
-                event = EventRecord(delivery.message_id, delivery.data).data
-                if allows(snap.consent_categories, granted_categories(event), snap.consent_default):
-                    kept.append(delivery)
-                else:
-                    settled.filtered.append((delivery, "consent"))
-            live = kept
+        if live:
+            live = self._routed(live, settled)
         if snap.rules is not None and live:
             if snap.rules.slow:  # a function in the sandbox: off the event loop
                 live, failures = await asyncio.to_thread(apply_rules, snap.rules, live, settled)
@@ -205,6 +213,34 @@ class IntegrationWorker:
         if live:
             await self._deliver(live, settled)
         await self._settle(settled)
+
+    def _routed(self, deliveries: list[Delivery], settled: Settled) -> list[Delivery]:
+        """The per-event half of routing, decided here rather than at ingest (the event is
+        stored once for every integration): its `integrations` object, and consent (which
+        the integration may require more of by now)."""
+        snap = self.snapshot
+        kept: list[Delivery] = []
+        for delivery in deliveries:
+            if not snap.consent_categories and b'"integrations"' not in delivery.data:
+                kept.append(delivery)  # the common case: nothing to decide, nothing to parse
+                continue
+            event = EventRecord(delivery.message_id, delivery.data).data
+            reason = (
+                selects(
+                    event,
+                    snap.name,
+                    snap.select_keys,
+                    snap.consent_categories,
+                    snap.consent_default,
+                )
+                if isinstance(event, dict)
+                else None
+            )
+            if reason is None:
+                kept.append(delivery)
+            else:
+                settled.filtered.append((delivery, reason))
+        return kept
 
     async def _settle(self, settled: Settled) -> None:
         """Outcomes to the queue, metrics, journal and health (file loads add their own).

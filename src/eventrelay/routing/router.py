@@ -4,6 +4,12 @@ An event goes to every enabled integration of its source that its `integrations`
 selects (Segment's rule, routing/selection.py) and whose consent categories are all granted in
 the event. What is not routed is counted (filtered: disabled, unavailable, integrations_object,
 consent) rather than silently dropped.
+
+Ingest stores each event once, in its source's log, whatever the number of integrations:
+`admit` decides per request what does not depend on the event (an integration paused or of a
+type that does not deliver), so its cost does not grow with the events; the per-event decisions
+(`selects`: the integrations object and consent) are the reading worker's. `route` makes every
+decision at once, for the live view and previews.
 """
 
 from __future__ import annotations
@@ -23,6 +29,48 @@ from eventrelay.routing.selection import Selection, selection_of
 class Routed:
     batches: dict[str, list[Message]] = field(default_factory=dict)
     filtered: Counter[tuple[str, str]] = field(default_factory=Counter)  # (integration, reason)
+
+
+@dataclass(slots=True)
+class Admitted:
+    """One ingest request's routing: the integrations that read it from the log, those that
+    must skip it (paused), and what that filtered."""
+
+    readers: list[str] = field(default_factory=list)
+    skip: list[str] = field(default_factory=list)
+    filtered: list[tuple[str, str]] = field(default_factory=list)  # (integration, reason)
+
+
+def admit(source: SourceEntry) -> Admitted:
+    result = Admitted()
+    for target in source.routes:
+        if not target.deliverable:
+            result.filtered.append((target.integration_id, "unavailable"))
+        elif not target.enabled:
+            result.skip.append(target.integration_id)
+            result.filtered.append((target.integration_id, "disabled"))
+        else:
+            result.readers.append(target.integration_id)
+    return result
+
+
+def selects(
+    event: dict[str, Any],
+    name: str,
+    select_keys: tuple[str, ...],
+    consent_categories: Sequence[str],
+    consent_default: str,
+) -> str | None:
+    """Why an integration does not take this event (`integrations_object`, `consent`), or
+    None when it does: the per-event half of routing, decided where the event is read."""
+    selection = selection_of(event)
+    if selection is not None and not selection.allows(name, select_keys):
+        return "integrations_object"
+    if consent_categories and not allows(
+        consent_categories, granted_categories(event), consent_default
+    ):
+        return "consent"
+    return None
 
 
 def route(source: SourceEntry, events: Sequence[tuple[dict[str, Any], bytes]]) -> Routed:

@@ -1,9 +1,13 @@
 """What the consuming process knows of one stream: its read cursors, the buffer of events read
 but not handed out yet, and the leases of handed-out batches.
 
-Cursors: fresh chunks are read in `seq` order, retried ones in `(available_at, seq)` order.
-They move inside the writer's transaction (so a sweep in the same transaction sees what a read
-took) and move back if that transaction fails.
+Cursors: the stream's log is read in `seq` order from its floor (`log_cursor`); the chunks read
+and not yet settled are `open_log`, so the floor is the chunk before the first open one.
+Retried events (and chunks a release before the log stored per stream, "legacy") are rows of
+the chunks table: legacy ones in `seq` order, retried ones in `(available_at, seq)` order.
+Chunk-table cursors move inside the writer's transaction (so a sweep in the same transaction
+sees what a read took) and move back if that transaction fails; the log cursor moves when the
+rows are loaded, on the event loop, under the stream's lock.
 
 Leases work like JetStream's ack wait: a pulled batch is reserved for `lease_seconds`, renewed
 by `extend`; a batch whose lease runs out (its holder hung or forgot it) or that its holder
@@ -14,22 +18,28 @@ still counts (the event is done), a late retry is ignored (the new hand-out carr
 from __future__ import annotations
 
 import asyncio
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 
 import orjson
 
+from eventrelay.queue.sqlite.log_schema import LogRow, skips
 from eventrelay.queue.sqlite.schema import Row
 
 
 class Chunk:
-    __slots__ = ("dead", "done", "remaining", "seq")
+    __slots__ = ("dead", "done", "reader", "remaining", "seq")
 
-    def __init__(self, seq: int, count: int, done: bytes | None) -> None:
+    def __init__(
+        self, seq: int, count: int, done: bytes | None, reader: StreamState | None = None
+    ) -> None:
         self.seq = seq
         self.done = bytearray(done) if done else bytearray((count + 7) // 8)
         self.remaining = count - sum(bin(b).count("1") for b in self.done)
         self.dead = False  # purged: nothing of it is written any more
+        # The stream reading it, for a chunk of a log (its settling moves that stream's floor);
+        # None for a row of the chunks table (retried or legacy events of one stream).
+        self.reader = reader
 
     def is_done(self, index: int) -> bool:
         return bool(self.done[index >> 3] & (1 << (index & 7)))
@@ -119,15 +129,67 @@ class Item:
 
 
 class StreamState:
-    __slots__ = ("buffer", "cursor", "fresh_cursor", "leases", "lock", "wakeup")
+    __slots__ = (
+        "buffer",
+        "cursor",
+        "floor",
+        "fresh_cursor",
+        "leases",
+        "legacy_done",
+        "lock",
+        "log",
+        "log_cursor",
+        "name",
+        "open_log",
+        "progress",
+        "wakeup",
+    )
 
-    def __init__(self) -> None:
-        self.fresh_cursor = 0  # last seq read among fresh chunks
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.fresh_cursor = 0  # last seq read among legacy chunks
+        self.legacy_done = False  # no legacy chunk left: stop looking
         self.cursor: tuple[float, int] = (0.0, 0)  # last (available_at, seq) among retried ones
+        self.log: str | None = None  # the log it reads, once its reader row is loaded
+        self.log_cursor = 0  # last log seq read
+        self.floor = 0  # last floor written: every log chunk up to it is settled
+        self.open_log: OrderedDict[int, Chunk] = OrderedDict()  # read, not settled, by seq
+        self.progress: dict[int, bytes] = {}  # settled bitmaps above the floor, from the file
         self.buffer: deque[Item] = deque()
         self.leases: set[Lease] = set()
         self.lock = asyncio.Lock()
         self.wakeup = asyncio.Event()
+
+    def attach(self, log: str, floor: int, progress: dict[int, bytes]) -> None:
+        self.log = log
+        self.log_cursor = self.floor = floor
+        self.progress = progress
+
+    def current_floor(self) -> int:
+        """Every log chunk up to this one is settled: the one before the first open chunk."""
+        for seq in self.open_log:
+            return seq - 1
+        return self.log_cursor
+
+    def load_log(self, rows: Iterable[LogRow]) -> None:
+        """Buffer the events of log chunks read after `log_cursor`, minus those already
+        settled (before a restart) or skipped for this stream."""
+        for seq, published_at, count, skip, ids, payloads in rows:
+            self.log_cursor = max(self.log_cursor, seq)
+            if skips(skip, self.name):
+                continue
+            done = self.progress.pop(seq, None)
+            chunk = Chunk(seq, count, done, self)
+            if chunk.remaining <= 0:
+                continue
+            self.open_log[seq] = chunk
+            message_ids = orjson.loads(ids)
+            pairs = enumerate(zip(message_ids, payloads.split(b"\n"), strict=True))
+            self.buffer.extend(
+                Item(message_id, data, published_at, 1, chunk, index)
+                for index, (message_id, data) in pairs
+                if done is None or not chunk.is_done(index)
+            )
 
     # --- reading -----------------------------------------------------------------------------
 

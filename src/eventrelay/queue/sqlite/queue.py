@@ -7,23 +7,24 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from eventrelay.queue.base import Delivery, Message
-from eventrelay.queue.sqlite import schema
-from eventrelay.queue.sqlite.consumer import Chunk, Item, StreamState
+from eventrelay.queue.sqlite import log_schema, schema
+from eventrelay.queue.sqlite.consumer import Item, StreamState
 from eventrelay.queue.sqlite.dedup import DedupWindow
 from eventrelay.queue.sqlite.lock import take_lock
+from eventrelay.queue.sqlite.settling import Writes, moved_floor, settle
 from eventrelay.queue.sqlite.wake import WakeSender, listen
 from eventrelay.queue.sqlite.writer import Writer
 
 _CHUNKS_PER_READ = 16
-
-Settled = tuple[list[tuple[int]], list[tuple[bytes, int]]]
+# How often the consumer drops log chunks every reader is past (when any floor moved).
+_CLEANUP_SECONDS = 1.0
 
 
 class SqliteQueue:
@@ -36,6 +37,7 @@ class SqliteQueue:
         consumer: bool = True,
         lease_seconds: float = 60.0,
         holder: Mapping[str, Any] | None = None,
+        retention_seconds: float = 0.0,
     ) -> None:
         self._path = path
         # A consumer takes the lock file and may pull; a publisher-only instance (an API process
@@ -54,6 +56,10 @@ class SqliteQueue:
         self._wake_path = path.with_suffix(".wake")
         self._wake_out: WakeSender | None = None
         self._wake_in: asyncio.DatagramTransport | None = None
+        # Log chunks every reader is past are kept this long (an archive), then dropped.
+        self._retention = retention_seconds
+        self._cleanup: asyncio.Task[None] | None = None
+        self._floors_moved = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -70,10 +76,16 @@ class SqliteQueue:
         os.chmod(self._path, 0o600)
         if self._consumer:
             self._wake_in = await listen(self._wake_path, self._on_wake)
+            self._cleanup = asyncio.create_task(self._drop_read(), name="queue-log-cleanup")
         else:
             self._wake_out = WakeSender(self._wake_path)
 
     async def close(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleanup
+            self._cleanup = None
         if self._wake_in is not None:
             self._wake_in.close()
             self._wake_in = None
@@ -89,10 +101,10 @@ class SqliteQueue:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    def _on_wake(self, streams: list[str]) -> None:
-        for stream in streams:
-            state = self._streams.get(stream)
-            if state is not None:
+    def _on_wake(self, logs: list[str]) -> None:
+        wanted = set(logs)
+        for state in self._streams.values():
+            if state.log in wanted or state.log is None:
                 state.wakeup.set()
 
     def _w(self) -> Writer:
@@ -103,31 +115,37 @@ class SqliteQueue:
     def _stream(self, name: str) -> StreamState:
         state = self._streams.get(name)
         if state is None:
-            state = self._streams[name] = StreamState()
+            state = self._streams[name] = StreamState(name)
         return state
 
     # --- publish ---------------------------------------------------------------------------
 
-    async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
+    async def subscribe(self, stream: str, log: str, since: float | None = None) -> None:
+        await self._w().submit(lambda conn: log_schema.subscribe(conn, stream, log, since))
+        if self._consumer:
+            self._stream(stream).wakeup.set()
+
+    async def publish(
+        self, log: str, messages: Sequence[Message], skip: Collection[str] = ()
+    ) -> None:
         now = time.time()
-        rows: list[tuple[str, float, float, int, int, bytes, bytes]] = []
-        kept: dict[str, list[Message]] = {}
-        for stream, messages in batches.items():
-            fresh = self._dedup.fresh(stream, messages, now)
-            if not fresh:
-                continue
-            kept[stream] = fresh
-            ids = orjson.dumps([m.id for m in fresh])
-            rows.append((stream, 0, now, 0, len(fresh), ids, b"\n".join(m.data for m in fresh)))
-        if not rows:
+        fresh = self._dedup.fresh(log, messages, now)
+        if not fresh:
             return
-        await self._w().submit(lambda conn: schema.insert(conn, rows))
-        for stream, messages in kept.items():
-            self._dedup.remember(stream, messages, now)
-            if self._consumer:
-                self._stream(stream).wakeup.set()
+        row = (
+            log,
+            now,
+            len(fresh),
+            log_schema.skip_field(skip),
+            orjson.dumps([m.id for m in fresh]),
+            b"\n".join(m.data for m in fresh),
+        )
+        await self._w().submit(lambda conn: conn.execute(log_schema.INSERT, row))
+        self._dedup.remember(log, fresh, now)
+        if self._consumer:
+            self._on_wake([log])
         if self._wake_out is not None:
-            self._wake_out.send(list(kept))
+            self._wake_out.send([log])
 
     # --- consume ---------------------------------------------------------------------------
 
@@ -138,15 +156,34 @@ class SqliteQueue:
             if len(out) >= wanted:
                 return out
             writer = self._w()
+            attached = state.log is not None
 
-            def read(conn: sqlite3.Connection) -> list[schema.Row]:
-                rows: list[schema.Row] = conn.execute(
-                    schema.SELECT_FRESH, (stream, state.fresh_cursor, _CHUNKS_PER_READ)
-                ).fetchall()
-                if len(rows) < _CHUNKS_PER_READ:
+            def read(
+                conn: sqlite3.Connection,
+            ) -> tuple[Any, list[schema.Row], list[log_schema.LogRow]]:
+                reader = None if attached else log_schema.reader(conn, stream)
+                rows: list[schema.Row] = []
+                if not state.legacy_done:
+                    rows = conn.execute(
+                        schema.SELECT_FRESH, (stream, state.fresh_cursor, _CHUNKS_PER_READ)
+                    ).fetchall()
+                log_rows: list[log_schema.LogRow] = []
+                log, cursor = (state.log, state.log_cursor) if attached else (None, 0)
+                if reader is not None:
+                    log, cursor = reader[0], reader[1]
+                if log is not None and len(rows) < _CHUNKS_PER_READ:
+                    log_rows = conn.execute(
+                        log_schema.SELECT_AFTER, (log, cursor, _CHUNKS_PER_READ - len(rows))
+                    ).fetchall()
+                if len(rows) + len(log_rows) < _CHUNKS_PER_READ:
                     rows += conn.execute(
                         schema.SELECT_DUE,
-                        (stream, *state.cursor, writer.now(), _CHUNKS_PER_READ - len(rows)),
+                        (
+                            stream,
+                            *state.cursor,
+                            writer.now(),
+                            _CHUNKS_PER_READ - len(rows) - len(log_rows),
+                        ),
                     ).fetchall()
                 fresh_before, cursor_before = state.advance(rows)
 
@@ -154,12 +191,22 @@ class SqliteQueue:
                     state.fresh_cursor, state.cursor = fresh_before, cursor_before
 
                 writer.on_rollback(undo)
-                return rows
+                return reader, rows, log_rows
 
-            rows = await writer.submit(read)
+            reader, rows, log_rows = await writer.submit(read)
             if state is not self._streams.get(stream):
                 return out  # purged while reading
+            if reader is not None and state.log is None:
+                state.attach(*reader)
+            if not any(r[1] == 0 for r in rows):
+                state.legacy_done = True  # nothing is published to the chunks table any more
             state.load(rows)
+            state.load_log(log_rows)
+            floor = moved_floor(state)
+            if floor is not None:  # chunks skipped or settled before a restart
+                writes = Writes(progress={stream: (floor, [])})
+                await writer.submit(writes.apply)
+                self._floors_moved.set()
             out.extend(state.take(wanted - len(out)))
             return out
 
@@ -203,36 +250,17 @@ class SqliteQueue:
 
     # --- settle ----------------------------------------------------------------------------
 
-    def _settle(self, deliveries: Sequence[Delivery], count_revoked: bool) -> Settled:
-        """End these hand-outs; mark their events settled (a revoked hand-out's only when
-        `count_revoked`). Returns (chunks to delete, partly settled chunks to update)."""
-        touched: dict[int, Chunk] = {}
-        for delivery in deliveries:
-            assert isinstance(delivery, Item)
-            if delivery.settled:
-                continue
-            delivery.settled = True
-            if delivery.lease is not None:
-                delivery.lease.close(delivery)
-            if delivery.revoked and not count_revoked:
-                continue
-            chunk = delivery.chunk
-            if chunk.mark(delivery.index) and not chunk.dead:
-                touched[chunk.seq] = chunk
-        deletes = [(c.seq,) for c in touched.values() if c.remaining <= 0]
-        updates = [(bytes(c.done), c.seq) for c in touched.values() if c.remaining > 0]
-        return deletes, updates
-
-    async def _write_settled(self, settled: Settled) -> None:
-        deletes, updates = settled
-        if deletes or updates:
-            await self._w().submit(lambda conn: schema.apply_settled(conn, deletes, updates))
+    async def _write(self, writes: Writes) -> None:
+        if writes:
+            await self._w().submit(writes.apply)
+            if writes.progress:
+                self._floors_moved.set()
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._write_settled(self._settle(deliveries, count_revoked=True))
+        await self._write(settle(deliveries, count_revoked=True))
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._write_settled(self._settle(deliveries, count_revoked=True))
+        await self._write(settle(deliveries, count_revoked=True))
 
     async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         state = self._streams.get(stream)
@@ -251,7 +279,7 @@ class SqliteQueue:
             for d in deliveries
             if isinstance(d, Item) and not d.settled and not d.revoked and d.pending
         ]
-        deletes, updates = self._settle(deliveries, count_revoked=False)
+        writes = settle(deliveries, count_revoked=False)
         writer = self._w()
         delay = max(0.0, delay)
 
@@ -272,9 +300,11 @@ class SqliteQueue:
                     for d in live
                 ],
             )
-            schema.apply_settled(conn, deletes, updates)
+            writes.apply(conn)
 
         await writer.submit(reinsert)
+        if writes.progress:
+            self._floors_moved.set()
         if live:
             state = self._stream(stream)
             asyncio.get_running_loop().call_later(delay, state.wakeup.set)
@@ -289,20 +319,33 @@ class SqliteQueue:
             for lease in state.leases:
                 for item in lease.items:
                     item.chunk.dead = True
+            for chunk in state.open_log.values():
+                chunk.dead = True
             state.wakeup.set()
-        self._dedup.forget(stream)
 
         def delete(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM chunks WHERE stream = ?", (stream,))
+            log_schema.forget(conn, stream)
 
         await self._w().submit(delete)
+        self._floors_moved.set()
 
     async def depth(self, stream: str) -> int:
-        counts = await self._w().submit(lambda conn: schema.depths(conn, stream))
-        return counts.get(stream, 0)
+        return (await self._w().submit(lambda conn: _depths(conn, stream))).get(stream, 0)
 
     async def depths(self) -> dict[str, int]:
-        return await self._w().submit(schema.depths)
+        return await self._w().submit(_depths)
+
+    async def _drop_read(self) -> None:
+        """Drop log chunks every reader is past (and older than the retention), so the file
+        stays the size of what is queued."""
+        while True:
+            await self._floors_moved.wait()
+            self._floors_moved.clear()
+            cutoff = time.time() - self._retention
+            with contextlib.suppress(Exception):  # the next moved floor tries again
+                await self._w().submit(lambda conn: log_schema.drop_read(conn, cutoff))
+            await asyncio.sleep(_CLEANUP_SECONDS)
 
     async def expire(self, max_age: float) -> dict[str, int]:
         """Drop and count events older than `max_age` that no live lease holds: never read,
@@ -322,10 +365,10 @@ class SqliteQueue:
             old += aged
             if aged:
                 counts[stream] = len(aged)
-        settled = self._settle(old, count_revoked=True)
+        writes = settle(old, count_revoked=True)
 
-        def sweep(conn: sqlite3.Connection) -> dict[str, int]:
-            schema.apply_settled(conn, *settled)
+        def sweep(conn: sqlite3.Connection) -> list[tuple[str, str, int]]:
+            writes.apply(conn)
             victims: list[tuple[int]] = []
             for seq, stream, available_at, count, done in schema.old_chunks(conn, cutoff):
                 state = self._streams.get(stream)
@@ -334,6 +377,67 @@ class SqliteQueue:
                 victims.append((seq,))
                 counts[stream] = counts.get(stream, 0) + count - schema.settled_count(done)
             conn.executemany("DELETE FROM chunks WHERE seq = ?", victims)
-            return counts
+            return log_schema.readers(conn)
 
-        return await writer.submit(sweep)
+        for stream, log, floor in await writer.submit(sweep):
+            aged_count = await self._expire_log(stream, log, floor, cutoff)
+            if aged_count:
+                counts[stream] = counts.get(stream, 0) + aged_count
+        self._floors_moved.set()
+        return counts
+
+    async def _expire_log(self, stream: str, log: str, floor: int, cutoff: float) -> int:
+        """Count and pass over the log chunks older than `cutoff` that the stream has not
+        read yet (what it has read is in memory: dealt with by `expire`)."""
+        writer = self._w()
+        state = self._streams.get(stream)
+        if state is None or state.log is None:
+
+            def unread(conn: sqlite3.Connection) -> int:
+                last, rows = log_schema.aged(conn, stream, log, floor, cutoff)
+                count = _unsettled_in(conn, stream, floor, last, rows)
+                if last > floor:
+                    log_schema.write_progress(conn, stream, last, [])
+                return count
+
+            return await writer.submit(unread)
+        async with state.lock:
+            after = state.log_cursor
+
+            def unread_here(conn: sqlite3.Connection) -> tuple[int, int]:
+                last, rows = log_schema.aged(conn, stream, log, after, cutoff)
+                return last, _unsettled_in(conn, stream, after, last, rows)
+
+            last, count = await writer.submit(unread_here)
+            if state is not self._streams.get(stream) or last <= after:
+                return 0
+            for seq in [s for s in state.progress if s <= last]:
+                del state.progress[seq]
+            state.log_cursor = last
+            moved = moved_floor(state)
+            if moved is not None:
+                await writer.submit(Writes(progress={stream: (moved, [])}).apply)
+            return count
+
+
+def _unsettled_in(
+    conn: sqlite3.Connection,
+    stream: str,
+    after: int,
+    last: int,
+    rows: Sequence[tuple[int, int, bool]],
+) -> int:
+    settled = log_schema.progress_between(conn, stream, after, last)
+    return sum(
+        count - schema.settled_count(settled.get(seq))
+        for seq, count, skipped in rows
+        if not skipped
+    )
+
+
+def _depths(conn: sqlite3.Connection, stream: str | None = None) -> dict[str, int]:
+    """Unsettled events per stream: in its log, plus its retried (and legacy) rows."""
+    counts = log_schema.unsettled(conn, stream)
+    for name, count in schema.depths(conn, stream).items():
+        counts[name] = counts.get(name, 0) + count
+    return {name: count for name, count in counts.items() if count > 0}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from eventrelay.queue.sqlite.log_schema import LOG_SCHEMA
 from eventrelay.queue.sqlite.schema import SCHEMA
 
 T = TypeVar("T")
@@ -68,7 +69,7 @@ class Writer(threading.Thread):
             conn.execute("PRAGMA busy_timeout=30000")  # other processes publish too
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous.upper()}")
-            conn.executescript(SCHEMA)
+            conn.executescript(SCHEMA + LOG_SCHEMA)
         except BaseException as exc:
             self.error = exc
             self.ready.set()
