@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import datetime
 import logging
-import re
 import time
 from collections.abc import Collection, Sequence
 
@@ -43,8 +42,16 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from eventrelay.queue.base import Delivery, Message
 from eventrelay.queue.nats_legacy import LegacyDrain
+from eventrelay.queue.nats_msgs import (
+    SKIP_HEADER,
+    NatsDelivery,
+    durable,
+    settle,
+    skips,
+    terminate_older,
+    token,
+)
 from eventrelay.queue.nats_publish import (
-    MSG_ID_HEADER,
     Outgoing,
     Publisher,
     header_line,
@@ -57,50 +64,6 @@ log = logging.getLogger("eventrelay.queue")
 PUBLISH_TIMEOUT = 10.0
 # Retention beyond the delivery max age: the worker expires (and counts) events first.
 _AGE_MARGIN = 3600.0
-# Streams a message is not for (their integration was paused when it was accepted).
-SKIP_HEADER = "Eventrelay-Skip"
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # one subject token: a log or stream name
-
-
-class _Delivery:
-    __slots__ = ("attempts", "data", "message_id", "msg", "published_at")
-
-    def __init__(self, msg: Msg, id_prefix: str) -> None:
-        self.msg = msg
-        self.data = msg.data
-        header = (msg.headers or {}).get(MSG_ID_HEADER, "")
-        self.message_id = header.removeprefix(id_prefix)
-        self.published_at, self.attempts = _ack_metadata(msg)
-
-
-def _ack_metadata(msg: Msg) -> tuple[float, int]:
-    """(publish time, delivery count) from the JetStream ack subject, read directly: nats-py's
-    `msg.metadata` builds datetimes and dataclasses per message, a measurable share of a
-    worker's time at thousands of events per second. The subject is
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or with domain and
-    account hash after `$JS.ACK` (12 tokens)."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == 9:
-        return int(tokens[7]) / 1e9, int(tokens[4])
-    if len(tokens) >= 12:
-        return int(tokens[9]) / 1e9, int(tokens[6])
-    metadata = msg.metadata
-    return metadata.timestamp.timestamp(), int(metadata.num_delivered)
-
-
-def _skips(msg: Msg, stream: str) -> bool:
-    skip = msg.headers.get(SKIP_HEADER) if msg.headers else None
-    return skip is not None and stream in skip.split(",")
-
-
-def _durable(stream: str) -> str:
-    return "er-" + stream
-
-
-def _token(name: str) -> str:
-    if not _TOKEN.match(name):
-        raise ValueError(f"not usable in a NATS subject: {name!r}")
-    return name
 
 
 class NatsQueue:
@@ -196,7 +159,7 @@ class NatsQueue:
         if since is not None:
             start = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
         return ConsumerConfig(
-            durable_name=_durable(stream),
+            durable_name=durable(stream),
             filter_subject=self._prefix + log_name,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_TIME,
@@ -216,17 +179,21 @@ class NatsQueue:
             if self._logs.get(stream) == log and stream in self._subs:
                 return
             try:
-                # An existing consumer keeps its position (whatever `since` says now).
-                await js.consumer_info(self._stream_name, _durable(stream))
+                # An existing consumer keeps its position (whatever `since` says now); a
+                # changed ack wait applies to it.
+                info = await js.consumer_info(self._stream_name, durable(stream))
+                if abs((info.config.ack_wait or 0) - self._ack_wait) > 1e-3:
+                    info.config.ack_wait = self._ack_wait
+                    await js.add_consumer(self._stream_name, info.config)
             except NotFoundError:
-                config = self._consumer_config(_token(stream), _token(log), since)
+                config = self._consumer_config(token(stream), token(log), since)
                 with contextlib.suppress(BadRequestError):  # made by another process meanwhile
                     await js.add_consumer(self._stream_name, config)
             await self._bind(stream, log)
 
     async def _bind(self, stream: str, log: str) -> JetStreamContext.PullSubscription:
         sub = await self._jsx().pull_subscribe_bind(
-            durable=_durable(stream), stream=self._stream_name
+            durable=durable(stream), stream=self._stream_name
         )
         self._subs[stream], self._logs[stream] = sub, log
         self._subscribed.set()  # wakes pulls that came first
@@ -243,7 +210,7 @@ class NatsQueue:
             if stream in self._subs:
                 return self._subs[stream]
             try:
-                info = await self._jsx().consumer_info(self._stream_name, _durable(stream))
+                info = await self._jsx().consumer_info(self._stream_name, durable(stream))
             except NotFoundError:
                 return None
             return await self._bind(stream, (info.config.filter_subject or "")[len(self._prefix) :])
@@ -257,7 +224,7 @@ class NatsQueue:
             raise RuntimeError("queue is not started")
         if not messages:
             return
-        subject = self._prefix + _token(log)
+        subject = self._prefix + token(log)
         extra = header_line(SKIP_HEADER, ",".join(skip)) if skip else b""
         id_prefix = log + ":"
         outgoing = [Outgoing(subject, m.data, id_prefix + m.id, extra) for m in messages]
@@ -273,7 +240,7 @@ class NatsQueue:
     ) -> list[Delivery]:
         legacy = await self._legacy.pull(stream, max_messages)
         if legacy:
-            return [_Delivery(m, stream + ":") for m in legacy]
+            return [NatsDelivery(m, stream + ":") for m in legacy]
         deadline = time.monotonic() + timeout
         sub = await self._subscription(stream)
         while sub is None:  # not read yet: wait for a subscribe in this process
@@ -282,6 +249,7 @@ class NatsQueue:
                 await asyncio.wait_for(subscribed.wait(), deadline - time.monotonic())
             if (sub := self._subs.get(stream)) is None and time.monotonic() >= deadline:
                 return []
+        id_prefix = self._logs.get(stream, "") + ":"
         got: list[Msg] = []
         fill_deadline: float | None = None
         # Messages already fetched are leased from the moment JetStream sent them: a fill wait
@@ -305,7 +273,7 @@ class NatsQueue:
                 continue
             with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
                 for msg in await sub.fetch(batch=max_messages - len(got), timeout=remaining):
-                    if _skips(msg, stream):
+                    if skips(msg, stream):
                         await msg.ack()  # not this stream's: settled unseen
                     else:
                         got.append(msg)
@@ -315,43 +283,22 @@ class NatsQueue:
                 if fill_deadline is None:
                     fill_deadline = time.monotonic() + fill
                     renewed = time.monotonic()
-        id_prefix = self._logs[stream] + ":"
-        return [_Delivery(m, id_prefix) for m in got]
-
-    async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
-        sent = False
-        for delivery in deliveries:
-            assert isinstance(delivery, _Delivery)
-            msg = delivery.msg
-            if msg.is_acked:
-                continue  # settled already: a second answer would raise (release after ack)
-            sent = True
-            if how == "ack":
-                await msg.ack()
-            elif how == "progress":
-                await msg.in_progress()
-            elif how == "nak":
-                await msg.nak(delay=delay)
-            else:
-                await msg.term()
-        if self._nc is not None and sent:
-            # Make sure the acknowledgements reached the server before reporting them done.
-            await self._nc.flush()
+        return [NatsDelivery(m, id_prefix) for m in got]
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "ack")
+        await settle(self._nc, deliveries, "ack")
 
     async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "progress")  # resets JetStream's ack_wait timer
+        await settle(self._nc, deliveries, "progress")  # resets JetStream's ack_wait timer
 
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
-        await self._settle(deliveries, "nak", max(0.0, delay))
+        await settle(self._nc, deliveries, "nak", max(0.0, delay))
 
     async def release(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "nak")  # redelivered at once, not after ack_wait
+        await settle(self._nc, deliveries, "nak")  # redelivered at once, not after ack_wait
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "term")
+        await settle(self._nc, deliveries, "term")
 
     # --- maintenance -----------------------------------------------------------------------
 
@@ -362,7 +309,7 @@ class NatsQueue:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         with contextlib.suppress(NotFoundError):
-            await self._jsx().delete_consumer(self._stream_name, _durable(stream))
+            await self._jsx().delete_consumer(self._stream_name, durable(stream))
         await self._legacy.purge(stream)
 
     async def _consumers(self) -> list[ConsumerInfo]:
@@ -380,7 +327,7 @@ class NatsQueue:
 
     async def depth(self, stream: str) -> int:
         try:
-            info = await self._jsx().consumer_info(self._stream_name, _durable(stream))
+            info = await self._jsx().consumer_info(self._stream_name, durable(stream))
             count = self._unsettled(info)
         except NotFoundError:
             count = 0
@@ -419,34 +366,10 @@ class NatsQueue:
                 sub = self._subs.get(stream) or await self._bind(
                     stream, subject[len(self._prefix) :]
                 )
-                if count := await self._terminate_older(sub, stream, cutoff):
+                if count := await terminate_older(self._nc, sub, stream, cutoff):
                     counts[stream] = count
         for stream in await self._legacy.old_streams(cutoff):
             sub = await self._legacy.subscription(stream)
-            if count := await self._terminate_older(sub, stream, cutoff):
+            if count := await terminate_older(self._nc, sub, stream, cutoff):
                 counts[stream] = counts.get(stream, 0) + count
         return counts
-
-    async def _terminate_older(
-        self, sub: JetStreamContext.PullSubscription, stream: str, cutoff: float
-    ) -> int:
-        count = 0
-        while True:
-            try:
-                got = await sub.fetch(batch=200, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                return count
-            mine = []
-            for msg in got:
-                if _skips(msg, stream):
-                    await msg.ack()
-                else:
-                    mine.append(_Delivery(msg, ""))
-            old = [d for d in mine if d.published_at < cutoff]
-            young = [d for d in mine if d.published_at >= cutoff]
-            await self.terminate(stream, old)
-            count += len(old)
-            if young:
-                # Not ours to deliver: straight back (their attempt count has grown by one).
-                await self.retry(stream, young, 0.0)
-                return count
