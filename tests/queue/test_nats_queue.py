@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import nats
+import pytest
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -16,6 +17,7 @@ from nats.js.api import (
     StreamConfig,
 )
 
+from eventrelay.queue.base import Message
 from eventrelay.queue.nats import NatsQueue
 from eventrelay.queue.nats_msgs import ack_metadata
 from eventrelay.settings import Settings
@@ -108,5 +110,44 @@ async def test_events_queued_by_the_release_before_come_out_once(tmp_path: Path)
                 await asyncio.sleep(0.05)
             assert depths == {}
             assert q._legacy._pending == {}  # the old stream is not looked at any more
+        finally:
+            await q.close()
+
+
+async def test_a_restart_with_another_ack_wait_keeps_the_position(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        q = NatsQueue(settings)
+        await q.start()
+        try:
+            await q.subscribe("s", "src")
+            await q.publish("src", msgs("k", 3))
+            await q.ack("s", await q.pull("s", 2, timeout=2))
+        finally:
+            await q.close()
+        q = NatsQueue(settings.model_copy(update={"nats_ack_wait_seconds": 5.0}))
+        await q.start()
+        try:
+            await q.subscribe("s", "src", since=time.time())  # exists: `since` changes nothing
+            [left] = await q.pull("s", 10, timeout=2)
+            assert left.message_id == "k-2"
+            info = await q._jsx().consumer_info(settings.nats_stream + "_LOG", "er-s")
+            assert info.config.ack_wait == 5.0
+            assert await q.depth("s") == 1
+        finally:
+            await q.close()
+
+
+async def test_a_message_jetstream_refuses_fails_at_once(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        q = NatsQueue(Settings(data_dir=tmp_path, queue_url=server.url))
+        await q.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(nats.errors.MaxPayloadError):
+                await q.publish("src", [Message("big", b"x" * (2 * 1024 * 1024))])
+            assert time.monotonic() - started < 1  # not retried until the deadline
+            with pytest.raises(ValueError):
+                await q.publish("no.dots", msgs("d", 1))
         finally:
             await q.close()

@@ -225,7 +225,7 @@ class NatsQueue:
         if not messages:
             return
         subject = self._prefix + token(log)
-        extra = header_line(SKIP_HEADER, ",".join(skip)) if skip else b""
+        extra = header_line(SKIP_HEADER, ",".join(map(token, skip))) if skip else b""
         id_prefix = log + ":"
         outgoing = [Outgoing(subject, m.data, id_prefix + m.id, extra) for m in messages]
         # Durable once JetStream acknowledged every message (stored, and replicated when the
