@@ -149,5 +149,7 @@ async def test_a_message_jetstream_refuses_fails_at_once(tmp_path: Path) -> None
             assert time.monotonic() - started < 1  # not retried until the deadline
             with pytest.raises(ValueError):
                 await q.publish("no.dots", msgs("d", 1))
+            with pytest.raises(ValueError):
+                await q.publish("src", [Message("a\r\nNats-Expected-Stream: X", b"{}")])
         finally:
             await q.close()

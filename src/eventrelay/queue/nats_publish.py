@@ -132,17 +132,22 @@ class Publisher:
         reply = f"{self._inbox}{attempt_id}."
         lines: list[bytes] = []
         for i, m in enumerate(messages):
-            if len(m.data) > max_payload:
+            msg_id = m.msg_id.encode()
+            if b"\n" in msg_id or b"\r" in msg_id:  # ingest refuses these; a header must not
+                raise ValueError(f"a line break in message id {m.msg_id!r}")
+            hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s\r\n" % (msg_id, m.headers)
+            size = len(hdr) + len(m.data)
+            if size > max_payload:
                 raise nats.errors.MaxPayloadError
-            hdr = b"NATS/1.0\r\nNats-Msg-Id: %s\r\n%s\r\n" % (m.msg_id.encode(), m.headers)
-            head = f"HPUB {m.subject} {reply}{i} {len(hdr)} {len(hdr) + len(m.data)}\r\n"
+            head = f"HPUB {m.subject} {reply}{i} {len(hdr)} {size}\r\n"
             lines += (head.encode(), hdr, m.data, b"\r\n")
         state = self._attempts[attempt_id] = _Attempt(len(messages))
         try:
             # nats-py has no public call for preformatted protocol lines: this is what its
             # `publish` ends with (buffered while reconnecting, written by its flusher).
             await nc._send_command(b"".join(lines))
-            await nc._flush_pending()
+            if nc._flush_queue is not None and nc._flush_queue.empty():
+                await nc._flush_pending()
             timeout = max(0.05, min(ATTEMPT_TIMEOUT, ends - time.monotonic()))
             await asyncio.wait([state.done], timeout=timeout)
         finally:
