@@ -76,12 +76,17 @@ class LegacyDrain:
         """What the legacy subject has for `stream` now ([] without waiting when none)."""
         if stream not in self._pending or time.monotonic() < self._idle_until.get(stream, 0):
             return []
-        sub = await self.subscription(stream)
-        with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
-            got = await sub.fetch(batch=max_messages, timeout=0.2)
-            if got:
-                return got
-        left = (await self._counts()).get(stream, 0)
+        try:
+            sub = await self.subscription(stream)
+            with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
+                got = await sub.fetch(batch=max_messages, timeout=0.2)
+                if got:
+                    return got
+            left = (await self._counts()).get(stream, 0)
+        except NotFoundError:  # the operator deleted the old stream
+            self._pending.clear()
+            self._subs.clear()
+            return []
         if left:
             self._pending[stream] = left  # all in flight or delayed: look again later
             self._idle_until[stream] = time.monotonic() + _IDLE_BACKOFF
