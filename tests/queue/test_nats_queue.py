@@ -153,3 +153,21 @@ async def test_a_message_jetstream_refuses_fails_at_once(tmp_path: Path) -> None
                 await q.publish("src", [Message("a\r\nNats-Expected-Stream: X", b"{}")])
         finally:
             await q.close()
+
+
+async def test_legacy_events_are_expired_and_purged_like_the_others(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        await _old_release_stream(server.url, settings)
+        q = NatsQueue(settings)
+        await q.start()
+        try:
+            await q.purge("int_b")
+            assert await q.depth("int_b") == 0
+            await asyncio.sleep(1.2)  # the held message's lease (1 s) has run out too
+            assert await q.expire(max_age=0.5) == {"int_a": 5}
+            assert await q.depths() == {}
+            await q.subscribe("int_a", "src")
+            assert await q.pull("int_a", 10, timeout=0.5) == []
+        finally:
+            await q.close()
