@@ -154,7 +154,8 @@ async def settings(tmp_path: Path, database_url: str) -> AsyncIterator[Settings]
             "nats_storage": "memory",
         }
     )
-    await _delete_stream(f"ER_TEST_{tag}")
+    for stream in (f"ER_TEST_{tag}_LOG", f"ER_TEST_{tag}"):  # the log, a legacy one if made
+        await _delete_stream(stream)
 
 
 async def _delete_stream(name: str) -> None:

@@ -143,7 +143,7 @@ class Settings(BaseSettings):
     nats_subject_prefix: str = Field(
         default="eventrelay.deliver",
         pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$",
-        description="Subjects are <prefix>.<integration id>; distinct per deployment sharing NATS.",
+        description="Subjects are <prefix>-log.<source id>; distinct per deployment sharing NATS.",
     )
     nats_ack_wait_seconds: float = Field(
         default=60.0, gt=0, description="Redeliver a message a worker has not settled in this time."

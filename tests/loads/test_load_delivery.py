@@ -49,7 +49,7 @@ async def test_a_type_whose_extra_is_missing_is_refused_with_the_extra_named(
 
 def test_jetstream_lets_a_worker_hold_a_full_buffer_and_a_batch_in_flight() -> None:
     queue = NatsQueue(Settings(queue_url="nats://127.0.0.1:4222"))
-    consumer: Any = queue._consumer_config("int_x")
+    consumer: Any = queue._consumer_config("int_x", "src_x")
     assert consumer.max_ack_pending >= 2 * MAX_BATCH_EVENTS
 
 

@@ -43,10 +43,11 @@ async def test_a_publish_waits_for_the_server_to_come_back(
 ) -> None:
     q = await queue_on(server, tmp_path, deadline=30)
     try:
-        await q.publish({"int_a": [Message("m1", b"{}")]})
+        await q.subscribe("int_a", "src_a")
+        await q.publish("src_a", [Message("m1", b"{}")])
         server.kill()
         back = asyncio.create_task(asyncio.to_thread(restart_later, server, 0.5))
-        await q.publish({"int_a": [Message("m1", b"{}"), Message("m2", b"{}")]})
+        await q.publish("src_a", [Message("m1", b"{}"), Message("m2", b"{}")])
         await back
         got = await q.pull("int_a", 10, 5)
         assert sorted(d.message_id for d in got) == ["m1", "m2"]  # m1 stored once
@@ -61,6 +62,6 @@ async def test_a_publish_fails_once_the_deadline_has_passed(
     try:
         server.stop()
         with pytest.raises(Exception):  # any failure: the API answers 503
-            await q.publish({"int_a": [Message("m1", b"{}")]})
+            await q.publish("src_a", [Message("m1", b"{}")])
     finally:
         await q.close()

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import nats
+import pytest
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
-from eventrelay.queue.nats import _ack_metadata
+from eventrelay.queue.base import Message
+from eventrelay.queue.nats import NatsQueue
+from eventrelay.queue.nats_msgs import ack_metadata
+from eventrelay.settings import Settings
+from tests.queue.test_contract import msgs
 from tests.support.nats import nats_server
 
 
@@ -25,10 +39,135 @@ async def test_ack_subject_parsing_matches_the_client_library(tmp_path: Path) ->
                 await msg.nak()
             again = await sub.fetch(2, timeout=2)
             for msg in [*first, *again]:
-                published_at, attempts = _ack_metadata(msg)
+                published_at, attempts = ack_metadata(msg)
                 assert attempts == msg.metadata.num_delivered
                 assert abs(published_at - msg.metadata.timestamp.timestamp()) < 1e-3
                 assert abs(published_at - time.time()) < 30
-            assert {_ack_metadata(m)[1] for m in again} == {2}
+            assert {ack_metadata(m)[1] for m in again} == {2}
         finally:
             await nc.close()
+
+
+async def _old_release_stream(url: str, settings: Settings) -> None:
+    """The work-queue stream the release before the log made (483928c's queue/nats.py), with
+    events queued for two integrations and one batch held by a worker that then died."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        prefix = settings.nats_subject_prefix + "."
+        await js.add_stream(
+            StreamConfig(
+                name=settings.nats_stream,
+                subjects=[prefix + ">"],
+                retention=RetentionPolicy.WORK_QUEUE,
+                storage=StorageType.FILE,
+                duplicate_window=settings.nats_dedup_window_seconds,
+                max_age=settings.max_event_age_seconds + 3600,
+            )
+        )
+        for integration, n in (("int_a", 5), ("int_b", 2)):
+            for i in range(n):
+                headers = {"Nats-Msg-Id": f"{integration}:old-{i}"}
+                await js.publish(prefix + integration, b'{"old":true}', headers=headers)
+        consumer = ConsumerConfig(
+            durable_name="er-int_a",
+            filter_subject=prefix + "int_a",
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=1.0,
+            max_deliver=-1,
+            max_ack_pending=50_000,
+        )
+        await js.add_consumer(settings.nats_stream, consumer)
+        sub = await js.pull_subscribe_bind(durable="er-int_a", stream=settings.nats_stream)
+        assert len(await sub.fetch(1, timeout=2)) == 1  # never settled
+    finally:
+        await nc.close()
+
+
+async def test_events_queued_by_the_release_before_come_out_once(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        await _old_release_stream(server.url, settings)
+        q = NatsQueue(settings)
+        await q.start()
+        try:
+            for stream in ("int_a", "int_b"):
+                await q.subscribe(stream, "src")
+            await q.publish("src", msgs("new", 3))
+            assert await q.depths() == {"int_a": 8, "int_b": 5}
+            for stream, old in (("int_a", 5), ("int_b", 2)):
+                ids: list[str] = []
+                deadline = time.monotonic() + 5
+                while len(ids) < old + 3 and time.monotonic() < deadline:
+                    got = await q.pull(stream, 100, timeout=0.5)
+                    await q.ack(stream, got)  # within the 1 s lease: none comes back
+                    ids = sorted(ids + [d.message_id for d in got])
+                assert ids == sorted([f"old-{i}" for i in range(old)] + ["new-0", "new-1", "new-2"])
+                assert await q.pull(stream, 10, timeout=0.3) == []
+            deadline = time.monotonic() + 5
+            while (depths := await q.depths()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert depths == {}
+            assert q._legacy._pending == {}  # the old stream is not looked at any more
+        finally:
+            await q.close()
+
+
+async def test_a_restart_with_another_ack_wait_keeps_the_position(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        q = NatsQueue(settings)
+        await q.start()
+        try:
+            await q.subscribe("s", "src")
+            await q.publish("src", msgs("k", 3))
+            await q.ack("s", await q.pull("s", 2, timeout=2))
+        finally:
+            await q.close()
+        q = NatsQueue(settings.model_copy(update={"nats_ack_wait_seconds": 5.0}))
+        await q.start()
+        try:
+            await q.subscribe("s", "src", since=time.time())  # exists: `since` changes nothing
+            [left] = await q.pull("s", 10, timeout=2)
+            assert left.message_id == "k-2"
+            info = await q._jsx().consumer_info(settings.nats_stream + "_LOG", "er-s")
+            assert info.config.ack_wait == 5.0
+            assert await q.depth("s") == 1
+        finally:
+            await q.close()
+
+
+async def test_a_message_jetstream_refuses_fails_at_once(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        q = NatsQueue(Settings(data_dir=tmp_path, queue_url=server.url))
+        await q.start()
+        try:
+            started = time.monotonic()
+            with pytest.raises(nats.errors.MaxPayloadError):
+                await q.publish("src", [Message("big", b"x" * (2 * 1024 * 1024))])
+            assert time.monotonic() - started < 1  # not retried until the deadline
+            with pytest.raises(ValueError):
+                await q.publish("no.dots", msgs("d", 1))
+            with pytest.raises(ValueError):
+                await q.publish("src", [Message("a\r\nNats-Expected-Stream: X", b"{}")])
+        finally:
+            await q.close()
+
+
+async def test_legacy_events_are_expired_and_purged_like_the_others(tmp_path: Path) -> None:
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        await _old_release_stream(server.url, settings)
+        q = NatsQueue(settings)
+        await q.start()
+        try:
+            await q.purge("int_b")
+            assert await q.depth("int_b") == 0
+            await asyncio.sleep(1.2)  # the held message's lease (1 s) has run out too
+            assert await q.expire(max_age=0.5) == {"int_a": 5}
+            assert await q.depths() == {}
+            await q.subscribe("int_a", "src")
+            assert await q.pull("int_a", 10, timeout=0.5) == []
+        finally:
+            await q.close()

@@ -27,7 +27,7 @@ from tests.support.sink import Sink
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cluster")]
 
-STREAM = "EVENTRELAY_DELIVER"
+STREAM = "EVENTRELAY_DELIVER_LOG"  # the log stream (settings.nats_stream + "_LOG")
 # Ingest's publish deadline stays the default (longer than an election).
 CLUSTER_ENV = ENV | {"EVENTRELAY_NATS_REPLICAS": "3"}
 

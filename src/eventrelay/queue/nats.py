@@ -1,25 +1,28 @@
 """NATS JetStream queue backend (scale-out): EVENTRELAY_QUEUE_URL=nats://host:4222.
 
-One stream (file storage, configurable replicas) holds a subject per integration,
-`<prefix>.<integration_id>` (prefix `eventrelay.deliver` by default), with work-queue retention: a message is removed once it is
-acknowledged. Each integration has one durable pull consumer filtered on its subject, shared by
-every worker process: JetStream hands each message to one of them and redelivers it after
-`ack_wait` if that worker dies (at-least-once). JetStream's dedup window drops a re-published
-message with the same `Nats-Msg-Id` (the event's messageId, per integration). Retries are
-delayed negative acks; discards are `term`; deleting an integration purges its subject.
+One stream `<nats_stream>_LOG` (limits retention by age, file storage, configurable replicas)
+holds a subject per log (a source), `<prefix>-log.<log>` (prefix `eventrelay.deliver` by
+default): an accepted event is stored once however many integrations read it. Each
+integration's stream is a durable pull consumer `er-<stream>` filtered on its log's subject,
+shared by every worker process: JetStream hands each message to one of them and redelivers it
+after `ack_wait` if that worker dies (at-least-once), and the consumer keeps the integration's
+position, leases and retries apart from the other readers of the log. JetStream's dedup window
+drops a re-published message with the same `Nats-Msg-Id` (`<log>:<messageId>`). Retries are
+delayed negative acks; discards are `term`; deleting an integration deletes its consumer.
 
 A worker expires (and counts) what it pulls past the max event age; `expire()` does the same
-for what nobody pulls (paused integrations); the stream's own `max_age` (one hour longer) is
-the backstop.
+for what nobody pulls (paused integrations); the stream's own `max_age` (one hour longer) ends
+the log. The work-queue stream of the release before is drained first (`nats_legacy.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 import nats
 from nats.aio.client import Client
@@ -27,7 +30,9 @@ from nats.aio.msg import Msg
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
     DeliverPolicy,
+    DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -36,7 +41,22 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from eventrelay.queue.base import Delivery, Message
-from eventrelay.queue.nats_publish import MSG_ID_HEADER, Outgoing, publish_until_stored
+from eventrelay.queue.nats_legacy import LegacyDrain
+from eventrelay.queue.nats_msgs import (
+    SKIP_HEADER,
+    NatsDelivery,
+    durable,
+    settle,
+    skips,
+    terminate_older,
+    token,
+)
+from eventrelay.queue.nats_publish import (
+    Outgoing,
+    Publisher,
+    header_line,
+    publish_until_stored,
+)
 from eventrelay.settings import Settings
 
 log = logging.getLogger("eventrelay.queue")
@@ -46,42 +66,12 @@ PUBLISH_TIMEOUT = 10.0
 _AGE_MARGIN = 3600.0
 
 
-class _Delivery:
-    __slots__ = ("attempts", "data", "message_id", "msg", "published_at")
-
-    def __init__(self, msg: Msg, stream: str) -> None:
-        self.msg = msg
-        self.data = msg.data
-        header = (msg.headers or {}).get(MSG_ID_HEADER, "")
-        self.message_id = header.removeprefix(f"{stream}:")
-        self.published_at, self.attempts = _ack_metadata(msg)
-
-
-def _ack_metadata(msg: Msg) -> tuple[float, int]:
-    """(publish time, delivery count) from the JetStream ack subject, read directly: nats-py's
-    `msg.metadata` builds datetimes and dataclasses per message, a measurable share of a
-    worker's time at thousands of events per second. The subject is
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or with domain and
-    account hash after `$JS.ACK` (12 tokens)."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == 9:
-        return int(tokens[7]) / 1e9, int(tokens[4])
-    if len(tokens) >= 12:
-        return int(tokens[9]) / 1e9, int(tokens[6])
-    metadata = msg.metadata
-    return metadata.timestamp.timestamp(), int(metadata.num_delivered)
-
-
-def _durable(stream: str) -> str:
-    return "er-" + stream
-
-
 class NatsQueue:
     def __init__(self, settings: Settings) -> None:
         assert settings.queue_url
         self._servers = [s.strip() for s in settings.queue_url.split(",") if s.strip()]
-        self._stream_name = settings.nats_stream
-        self._prefix = settings.nats_subject_prefix + "."
+        self._stream_name = settings.nats_stream + "_LOG"
+        self._prefix = settings.nats_subject_prefix + "-log."
         self._replicas = settings.nats_replicas
         self._storage = StorageType.FILE if settings.nats_storage == "file" else StorageType.MEMORY
         self._ack_wait = settings.nats_ack_wait_seconds
@@ -89,10 +79,16 @@ class NatsQueue:
         self._dedup_window = settings.nats_dedup_window_seconds
         self._max_age = settings.max_event_age_seconds + _AGE_MARGIN
         self._publish_deadline = settings.nats_publish_deadline_seconds
+        self._legacy = LegacyDrain(
+            settings.nats_stream, settings.nats_subject_prefix + ".", self._ack_wait
+        )
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._publisher: Publisher | None = None
+        self._logs: dict[str, str] = {}  # stream -> the log it reads
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
         self._sub_lock = asyncio.Lock()
+        self._subscribed = asyncio.Event()
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -108,12 +104,15 @@ class NatsQueue:
             disconnected_cb=self._on_disconnected,
             reconnected_cb=self._on_reconnected,
         )
-        self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT, publish_async_max_pending=20_000)
+        self._js = self._nc.jetstream(timeout=PUBLISH_TIMEOUT)
+        self._publisher = Publisher(self._nc)
         await self._ensure_stream()
+        await self._legacy.start(self._js)
 
     async def close(self) -> None:
         nc, self._nc = self._nc, None
         self._subs.clear()
+        self._legacy.close()
         if nc is not None:
             # Acks already went out with a flush; pending pull requests need no draining.
             with contextlib.suppress(Exception):
@@ -139,7 +138,8 @@ class NatsQueue:
         config = StreamConfig(
             name=self._stream_name,
             subjects=[self._prefix + ">"],
-            retention=RetentionPolicy.WORK_QUEUE,
+            retention=RetentionPolicy.LIMITS,  # an archive too: read by many, kept by age
+            discard=DiscardPolicy.OLD,
             storage=self._storage,
             num_replicas=self._replicas,
             duplicate_window=self._dedup_window,
@@ -152,59 +152,105 @@ class NatsQueue:
             # It exists (possibly from another version of this config): bring it in line.
             await js.update_stream(config)
 
-    def _subject(self, stream: str) -> str:
-        return self._prefix + stream
-
-    def _consumer_config(self, stream: str) -> ConsumerConfig:
+    def _consumer_config(
+        self, stream: str, log_name: str, since: float | None = None
+    ) -> ConsumerConfig:
+        start = None
+        if since is not None:
+            start = datetime.datetime.fromtimestamp(since, tz=datetime.UTC)
         return ConsumerConfig(
-            durable_name=_durable(stream),
-            filter_subject=self._subject(stream),
+            durable_name=durable(stream),
+            filter_subject=self._prefix + log_name,
             ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
+            deliver_policy=DeliverPolicy.ALL if start is None else DeliverPolicy.BY_START_TIME,
+            opt_start_time=start,
             ack_wait=self._ack_wait,
             max_deliver=-1,
             max_ack_pending=50_000,
         )
 
-    async def _subscription(self, stream: str) -> JetStreamContext.PullSubscription:
+    # --- subscribe -------------------------------------------------------------------------
+
+    async def subscribe(self, stream: str, log: str, since: float | None = None) -> None:
+        if self._logs.get(stream) == log and stream in self._subs:
+            return
+        js = self._jsx()
+        async with self._sub_lock:
+            if self._logs.get(stream) == log and stream in self._subs:
+                return
+            try:
+                # An existing consumer keeps its position (whatever `since` says now); a
+                # changed ack wait applies to it.
+                info = await js.consumer_info(self._stream_name, durable(stream))
+                if abs((info.config.ack_wait or 0) - self._ack_wait) > 1e-3:
+                    info.config.ack_wait = self._ack_wait
+                    await js.add_consumer(self._stream_name, info.config)
+            except NotFoundError:
+                config = self._consumer_config(token(stream), token(log), since)
+                with contextlib.suppress(BadRequestError):  # made by another process meanwhile
+                    await js.add_consumer(self._stream_name, config)
+            await self._bind(stream, log)
+
+    async def _bind(self, stream: str, log: str) -> JetStreamContext.PullSubscription:
+        sub = await self._jsx().pull_subscribe_bind(
+            durable=durable(stream), stream=self._stream_name
+        )
+        self._subs[stream], self._logs[stream] = sub, log
+        self._subscribed.set()  # wakes pulls that came first
+        self._subscribed = asyncio.Event()
+        return sub
+
+    async def _subscription(self, stream: str) -> JetStreamContext.PullSubscription | None:
+        """This process's subscription, or one bound to the stream's existing consumer (a
+        process that did not subscribe, after a restart); None when there is none."""
         sub = self._subs.get(stream)
         if sub is not None:
             return sub
         async with self._sub_lock:
-            sub = self._subs.get(stream)
-            if sub is None:
-                js = self._jsx()
-                await js.add_consumer(self._stream_name, self._consumer_config(stream))
-                sub = await js.pull_subscribe_bind(
-                    durable=_durable(stream), stream=self._stream_name
-                )
-                self._subs[stream] = sub
-            return sub
+            if stream in self._subs:
+                return self._subs[stream]
+            try:
+                info = await self._jsx().consumer_info(self._stream_name, durable(stream))
+            except NotFoundError:
+                return None
+            return await self._bind(stream, (info.config.filter_subject or "")[len(self._prefix) :])
 
     # --- publish ---------------------------------------------------------------------------
 
-    async def publish(self, batches: Mapping[str, Sequence[Message]]) -> None:
-        if self._nc is None or self._js is None:
+    async def publish(
+        self, log: str, messages: Sequence[Message], skip: Collection[str] = ()
+    ) -> None:
+        if self._publisher is None:
             raise RuntimeError("queue is not started")
-        outgoing = [
-            Outgoing(self._subject(stream), message.data, f"{stream}:{message.id}")
-            for stream, messages in batches.items()
-            for message in messages
-        ]
-        if outgoing:
-            # Durable once JetStream acknowledged every message (stored, and replicated when
-            # the stream has replicas); retried through a leader election or a lost server
-            # until the deadline (queue/nats_publish.py).
-            await publish_until_stored(self._nc, self._js, outgoing, self._publish_deadline)
+        if not messages:
+            return
+        subject = self._prefix + token(log)
+        extra = header_line(SKIP_HEADER, ",".join(map(token, skip))) if skip else b""
+        id_prefix = log + ":"
+        outgoing = [Outgoing(subject, m.data, id_prefix + m.id, extra) for m in messages]
+        # Durable once JetStream acknowledged every message (stored, and replicated when the
+        # stream has replicas); retried through a leader election or a lost server until the
+        # deadline (queue/nats_publish.py).
+        await publish_until_stored(self._publisher, outgoing, self._publish_deadline)
 
     # --- consume ---------------------------------------------------------------------------
 
     async def pull(
         self, stream: str, max_messages: int, timeout: float, fill: float = 0.0
     ) -> list[Delivery]:
-        sub = await self._subscription(stream)
-        got: list[Msg] = []
+        legacy = await self._legacy.pull(stream, max_messages)
+        if legacy:
+            return [NatsDelivery(m, stream + ":") for m in legacy]
         deadline = time.monotonic() + timeout
+        sub = await self._subscription(stream)
+        while sub is None:  # not read yet: wait for a subscribe in this process
+            subscribed = self._subscribed
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(subscribed.wait(), deadline - time.monotonic())
+            if (sub := self._subs.get(stream)) is None and time.monotonic() >= deadline:
+                return []
+        id_prefix = self._logs.get(stream, "") + ":"
+        got: list[Msg] = []
         fill_deadline: float | None = None
         # Messages already fetched are leased from the moment JetStream sent them: a fill wait
         # as long as the ack wait (a batched webhook waits up to batch_interval_ms) would let
@@ -226,113 +272,104 @@ class NatsQueue:
                 renewed = time.monotonic()
                 continue
             with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
-                got.extend(await sub.fetch(batch=max_messages - len(got), timeout=remaining))
+                for msg in await sub.fetch(batch=max_messages - len(got), timeout=remaining):
+                    if skips(msg, stream):
+                        await msg.ack()  # not this stream's: settled unseen
+                    else:
+                        got.append(msg)
             if got:
                 if fill <= 0:
                     break
                 if fill_deadline is None:
                     fill_deadline = time.monotonic() + fill
                     renewed = time.monotonic()
-        return [_Delivery(m, stream) for m in got]
-
-    async def _settle(self, deliveries: Sequence[Delivery], how: str, delay: float = 0.0) -> None:
-        sent = False
-        for delivery in deliveries:
-            assert isinstance(delivery, _Delivery)
-            msg = delivery.msg
-            if msg.is_acked:
-                continue  # settled already: a second answer would raise (release after ack)
-            sent = True
-            if how == "ack":
-                await msg.ack()
-            elif how == "progress":
-                await msg.in_progress()
-            elif how == "nak":
-                await msg.nak(delay=delay)
-            else:
-                await msg.term()
-        if self._nc is not None and sent:
-            # Make sure the acknowledgements reached the server before reporting them done.
-            await self._nc.flush()
+        return [NatsDelivery(m, id_prefix) for m in got]
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "ack")
+        await settle(self._nc, deliveries, "ack")
 
     async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "progress")  # resets JetStream's ack_wait timer
+        await settle(self._nc, deliveries, "progress")  # resets JetStream's ack_wait timer
 
     async def retry(self, stream: str, deliveries: Sequence[Delivery], delay: float) -> None:
-        await self._settle(deliveries, "nak", max(0.0, delay))
+        await settle(self._nc, deliveries, "nak", max(0.0, delay))
 
     async def release(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "nak")  # redelivered at once, not after ack_wait
+        await settle(self._nc, deliveries, "nak")  # redelivered at once, not after ack_wait
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await self._settle(deliveries, "term")
+        await settle(self._nc, deliveries, "term")
 
     # --- maintenance -----------------------------------------------------------------------
 
     async def purge(self, stream: str) -> None:
-        js = self._jsx()
         sub = self._subs.pop(stream, None)
+        self._logs.pop(stream, None)
         if sub is not None:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(self._stream_name, _durable(stream))
-        await js.purge_stream(self._stream_name, subject=self._subject(stream))
+            await self._jsx().delete_consumer(self._stream_name, durable(stream))
+        await self._legacy.purge(stream)
+
+    async def _consumers(self) -> list[ConsumerInfo]:
+        js, found, offset = self._jsx(), [], 0
+        while True:
+            page = await js.consumers_info(self._stream_name, offset=offset or None)
+            found += page
+            offset += len(page)
+            if len(page) < 256:  # the API's page size
+                return found
+
+    @staticmethod
+    def _unsettled(info: ConsumerInfo) -> int:
+        return int(info.num_pending or 0) + int(info.num_ack_pending or 0)
 
     async def depth(self, stream: str) -> int:
-        # Work-queue retention keeps exactly the unsettled messages, so the subject's count in
-        # the stream is the depth, with no consumer needed (none is created by asking).
-        subject = self._subject(stream)
-        info = await self._jsx().stream_info(self._stream_name, subjects_filter=subject)
-        return int((info.state.subjects or {}).get(subject, 0))
+        try:
+            info = await self._jsx().consumer_info(self._stream_name, durable(stream))
+            count = self._unsettled(info)
+        except NotFoundError:
+            count = 0
+        return count + (await self._legacy.depths()).get(stream, 0)
 
     async def depths(self) -> dict[str, int]:
-        info = await self._jsx().stream_info(self._stream_name, subjects_filter=self._prefix + ">")
-        return {
-            subject.removeprefix(self._prefix): int(count)
-            for subject, count in (info.state.subjects or {}).items()
-            if count
-        }
+        counts = await self._legacy.depths()
+        for info in await self._consumers():
+            if info.name.startswith("er-") and (n := self._unsettled(info)):
+                stream = info.name.removeprefix("er-")
+                counts[stream] = counts.get(stream, 0) + n
+        return counts
 
     async def expire(self, max_age: float) -> dict[str, int]:
         """Terminate and count messages past the max age that no worker has expired (those of
         paused or errored integrations), before the stream's own `max_age` would remove them
-        uncounted. Each backlogged subject's oldest message is peeked first, so a queue of
-        young messages is never touched; messages a worker holds are not handed out here."""
+        uncounted. Per consumer, the first message after its ack floor on its subject is
+        peeked first (on a shared log the subject's oldest says nothing about one reader), so
+        a queue of young messages is never touched; messages a worker holds are not handed
+        out here."""
         js = self._jsx()
         cutoff = time.time() - max_age
-        info = await js.stream_info(self._stream_name, subjects_filter=self._prefix + ">")
         counts: dict[str, int] = {}
-        for subject, stored in (info.state.subjects or {}).items():
-            if not stored:
+        for info in await self._consumers():
+            subject = info.config.filter_subject or ""
+            if not info.name.startswith("er-") or not self._unsettled(info):
                 continue
             with contextlib.suppress(NotFoundError):
-                oldest = await js.get_msg(self._stream_name, seq=1, subject=subject, next=True)
-                if oldest.time is None or oldest.time.timestamp() >= cutoff:
+                floor = info.ack_floor.stream_seq if info.ack_floor else 0
+                first = await js.get_msg(
+                    self._stream_name, seq=floor + 1, subject=subject, next=True
+                )
+                if first.time is None or first.time.timestamp() >= cutoff:
                     continue
-                stream = subject.removeprefix(self._prefix)
-                count = await self._terminate_older(stream, cutoff)
-                if count:
+                stream = info.name.removeprefix("er-")
+                sub = self._subs.get(stream) or await self._bind(
+                    stream, subject[len(self._prefix) :]
+                )
+                if count := await terminate_older(self._nc, sub, stream, cutoff):
                     counts[stream] = count
+        for stream in await self._legacy.old_streams(cutoff):
+            sub = await self._legacy.subscription(stream)
+            if count := await terminate_older(self._nc, sub, stream, cutoff):
+                counts[stream] = counts.get(stream, 0) + count
         return counts
-
-    async def _terminate_older(self, stream: str, cutoff: float) -> int:
-        sub = await self._subscription(stream)
-        count = 0
-        while True:
-            try:
-                got = await sub.fetch(batch=200, timeout=1.0)
-            except (TimeoutError, nats.errors.TimeoutError):
-                return count
-            deliveries = [_Delivery(m, stream) for m in got]
-            old = [d for d in deliveries if d.published_at < cutoff]
-            young = [d for d in deliveries if d.published_at >= cutoff]
-            await self.terminate(stream, old)
-            count += len(old)
-            if young:
-                # Not ours to deliver: straight back (their attempt count has grown by one).
-                await self.retry(stream, young, 0.0)
-                return count
