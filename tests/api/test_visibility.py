@@ -37,6 +37,7 @@ async def test_integrations_say_why_events_were_filtered(settings: Settings) -> 
             await pipe.track(source["write_key"])  # no consent block: GA4 needs "analytics"
         granted = {"context": {"consent": {"categoryPreferences": {"analytics": True}}}}
         await pipe.track(source["write_key"], **granted)
+
         # Consent is decided by GA4's worker as it reads the events: counted moments later.
         async def consent_counted() -> bool:
             return await _filtered(pipe, ga4["id"]) == {"consent": 3}

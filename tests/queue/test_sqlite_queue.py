@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import orjson
-
 import pytest
 
 from eventrelay.queue.base import Message
@@ -91,7 +90,12 @@ async def test_settled_events_stay_settled_across_restarts(tmp_path: Path) -> No
         assert await q.depth("s") == 6
         again = await q.pull("s", 20, timeout=1)
         assert sorted(d.message_id for d in again) == [
-            "c0-0", "c0-1", "c0-3", "c2-0", "c2-1", "c2-2"
+            "c0-0",
+            "c0-1",
+            "c0-3",
+            "c2-0",
+            "c2-1",
+            "c2-2",
         ]
     finally:
         await q.close()
@@ -111,8 +115,12 @@ async def test_a_data_directory_of_the_previous_release_is_drained(tmp_path: Pat
             conn.execute(
                 "INSERT INTO chunks (stream, available_at, published_at, attempts, count, ids,"
                 " payloads) VALUES (?, 0, ?, 0, 2, ?, ?)",
-                (stream, time.time(), orjson.dumps([f"{stream}-old-0", f"{stream}-old-1"]),
-                 b'{"n":0}\n{"n":1}'),
+                (
+                    stream,
+                    time.time(),
+                    orjson.dumps([f"{stream}-old-0", f"{stream}-old-1"]),
+                    b'{"n":0}\n{"n":1}',
+                ),
             )
     q = SqliteQueue(path, synchronous="normal")
     await q.start()

@@ -44,9 +44,7 @@ CREATE TABLE IF NOT EXISTS progress (
 # (seq, published_at, count, skip, ids, payloads)
 LogRow = tuple[int, float, int, str | None, bytes, bytes]
 
-INSERT = (
-    "INSERT INTO log (log, published_at, count, skip, ids, payloads) VALUES (?, ?, ?, ?, ?, ?)"
-)
+INSERT = "INSERT INTO log (log, published_at, count, skip, ids, payloads) VALUES (?, ?, ?, ?, ?, ?)"
 SELECT_AFTER = (
     "SELECT seq, published_at, count, skip, ids, payloads FROM log"
     " WHERE log = ? AND seq > ? ORDER BY seq LIMIT ?"
@@ -112,25 +110,23 @@ def _settled(done: bytes | None) -> int:
     return sum(bin(b).count("1") for b in done) if done else 0
 
 
+_UNSETTLED = (
+    "SELECT r.stream, SUM(l.count) FROM readers r JOIN log l ON l.log = r.log AND l.seq > r.floor"
+    " AND (l.skip IS NULL OR instr(l.skip, char(10) || r.stream || char(10)) = 0)"
+    " WHERE ? IS NULL OR r.stream = ? GROUP BY r.stream"
+)
+_SETTLED_ABOVE = (
+    "SELECT p.stream, p.done FROM progress p JOIN readers r ON r.stream = p.stream"
+    " AND p.seq > r.floor WHERE ? IS NULL OR p.stream = ?"
+)
+
+
 def unsettled(conn: sqlite3.Connection, stream: str | None = None) -> dict[str, int]:
     """Events each stream has not settled in its log (above its floor, skips excluded)."""
-    where = "" if stream is None else " WHERE r.stream = ?"
-    args: tuple[str, ...] = () if stream is None else (stream,)
-    counts: dict[str, int] = {}
-    for name, total in conn.execute(
-        "SELECT r.stream, SUM(l.count) FROM readers r JOIN log l"
-        " ON l.log = r.log AND l.seq > r.floor"
-        " AND (l.skip IS NULL OR instr(l.skip, char(10) || r.stream || char(10)) = 0)"
-        f"{where} GROUP BY r.stream",
-        args,
-    ):
-        if total:
-            counts[str(name)] = int(total)
-    for name, done in conn.execute(
-        "SELECT p.stream, p.done FROM progress p JOIN readers r ON r.stream = p.stream"
-        " AND p.seq > r.floor" + ("" if stream is None else " WHERE p.stream = ?"),
-        args,
-    ):
+    counts = {
+        str(name): int(total) for name, total in conn.execute(_UNSETTLED, (stream, stream)) if total
+    }
+    for name, done in conn.execute(_SETTLED_ABOVE, (stream, stream)):
         if name in counts:
             counts[name] -= _settled(done)
     return {name: count for name, count in counts.items() if count > 0}
@@ -183,4 +179,3 @@ def drop_read(conn: sqlite3.Connection, retention_cutoff: float) -> int:
         (retention_cutoff,),
     ).rowcount
     return dropped
-
