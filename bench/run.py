@@ -179,8 +179,14 @@ def parse_args() -> argparse.Namespace:
         "--celery-pools",
         default="prefork:2,prefork:4,threads:4,threads:8",
         metavar="POOL:N[,POOL:N]",
-        help="Celery worker pool settings tried for the batched variant; the best is kept and "
-        "runs the per-event variant",
+        help="Celery worker pool settings tried for the batched variant; the best is kept",
+    )
+    parser.add_argument(
+        "--celery-per-event-pool",
+        default="best",
+        metavar="POOL:N",
+        help="Celery worker pool setting of the per-event variant (default: the best of the "
+        "batched trials)",
     )
     parser.add_argument(
         "--queued-events",
