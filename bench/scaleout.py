@@ -194,7 +194,7 @@ def machine_cpu() -> tuple[int, int]:
 def delivered_by(worker: Worker) -> int:
     """Events this worker process delivered successfully (its Prometheus counter)."""
     text = httpx.get(worker.url + "/metrics").text
-    pattern = r'^eventrelay_delivery_events_total\{[^}]*outcome="success"[^}]*\} ([\d.e+]+)$'
+    pattern = r'^eventrelay_delivery_events_total\{[^}]*outcome="successes"[^}]*\} ([\d.e+]+)$'
     return round(sum(float(v) for v in re.findall(pattern, text, re.MULTILINE)))
 
 
