@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from bench.run import PYTHON, ROOT, free_port, peak_rss_mb, process, wait_http
+from bench.common import PYTHON, ROOT, free_port, peak_rss_mb, process, wait_http
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "bench-secret"

@@ -5,18 +5,22 @@ Phases (each on a fresh data directory, eventrelay as a real `eventrelay serve` 
     (`--no-workers`) so the figures are ingest alone; events are durable in the queue on 200;
  2. end-to-end: batched ingest while delivering to a batched webhook (events/s delivered);
  3. ingest-to-delivery latency (p50/p95/p99) at a fixed 5,000 events/s;
- 4. the same end-to-end workload through plain Celery + Redis (one task per event posting to
-    the same sink), and the ratio;
- 5. scale-out (bench/scaleout.py): the end-to-end workload on PostgreSQL + NATS JetStream with
+ 4. the same end-to-end workload through plain Celery + Redis (bench/celery_bench.py): a task
+    per 500-event batch (the main ratio) and a task per event, on the same sink;
+ 5. fan-out (bench/fanout.py): batched ingest into a source with 1, 10 and 50 webhook
+    integrations, API only, embedded and scale-out;
+ 6. storage (bench/storage.py): bytes on disk per queued event with 10 integrations, and the
+    API's RSS with `--queued-events` events queued behind an integration that does not deliver;
+ 7. scale-out (bench/scaleout.py): the end-to-end workload on PostgreSQL + NATS JetStream with
     one `serve --no-workers` API process and 1, then 2 `eventrelay worker` processes (skipped
     with a reason when PostgreSQL or nats-server is absent);
- 6. warehouses (bench/warehouses.py): events/s into the BigQuery and Snowflake stand-ins.
-
- 7. rules (bench/rules.py): the cost of routing rules per event (compiled trigger + filters,
+ 8. file-loading destinations (bench/loads.py);
+ 9. warehouses (bench/warehouses.py): events/s into the BigQuery and Snowflake stand-ins;
+10. rules (bench/rules.py): the cost of routing rules per event (compiled trigger + filters,
     mapping, a JavaScript function in the sandbox).
 
-`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, scaleout, loads,
-warehouses, rules), e.g.
+`--only PHASE[,PHASE]` runs a subset (ingest, end_to_end, latency, celery, fanout, storage,
+scaleout, loads, warehouses, rules), e.g.
 `python -m bench.run --only end_to_end,scaleout --seconds 8`.
 
 Load comes from `wrk` (C, Lua scripts in bench/wrk/) when installed, else from a Python
@@ -32,173 +36,26 @@ import base64
 import json
 import os
 import platform
-import re
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "bench"
-PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident memory of the process plus its children (`serve --processes N`)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return float("nan")
-    match = re.search(r"VmHWM:\s+(\d+) kB", text)
-    own = int(match.group(1)) / 1024 if match else float("nan")
-    return own + sum(peak_rss_mb(int(child)) for child in children)
-
-
-@contextmanager
-def process(
-    args: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
-) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        args,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@contextmanager
-def eventrelay(workers: bool) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    data = Path(tempfile.mkdtemp(prefix="eventrelay-bench-"))
-    port = free_port()
-    args = [PYTHON, "-m", "eventrelay", "serve", "--port", str(port)]
-    if not workers:
-        args.append("--no-workers")
-    env = {
-        "EVENTRELAY_DATA_DIR": str(data),
-        "EVENTRELAY_ALLOW_PRIVATE_TARGETS": "1",
-        "EVENTRELAY_LOG_LEVEL": "WARNING",
-        "EVENTRELAY_PROCESSES": os.environ.get("EVENTRELAY_PROCESSES", "1"),
-    }
-    with process(args, env) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/healthz")
-        try:
-            yield base, proc, data
-        finally:
-            pass
-    shutil.rmtree(data, ignore_errors=True)
-
-
-def configure(base: str, data: Path, sink: str, batch_interval_ms: int = 50) -> str:
-    token = (data / "owner-token").read_text().strip()
-    admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"})
-    source = admin.post("/v1/admin/sources", json={"name": "bench"}).json()
-    r = admin.post(
-        "/v1/admin/integrations",
-        json={
-            "source_id": source["id"],
-            "type": "webhook",
-            "name": "bench sink",
-            "config": {
-                "url": sink + "/hook",
-                "batch": True,
-                "batch_size": 500,
-                "batch_interval_ms": batch_interval_ms,
-            },
-        },
-    )
-    r.raise_for_status()
-    return str(source["write_key"])
-
-
-# --- load generation -------------------------------------------------------------------------
-
-
-def wrk_available() -> bool:
-    return shutil.which("wrk") is not None
-
-
-def run_wrk(
-    base: str, write_key: str, script: str, threads: int, connections: int, seconds: int
-) -> float:
-    auth = base64.b64encode(f"{write_key}:".encode()).decode()
-    env = {**os.environ, "EVENTRELAY_BENCH_AUTH": auth, "EVENTRELAY_BENCH_DIR": str(BENCH / "wrk")}
-    out = subprocess.run(
-        [
-            "wrk",
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "-s",
-            str(BENCH / "wrk" / script),
-            base,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    ).stdout
-    if "Non-2xx" in out:
-        print(out, file=sys.stderr)
-        raise RuntimeError("wrk saw non-2xx responses")
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-
-
-def run_python_load(base: str, write_key: str, mode: str, connections: int, seconds: int) -> float:
-    out = subprocess.run(
-        [PYTHON, str(BENCH / "load.py"), base, write_key, mode, str(connections), str(seconds)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(out.strip().splitlines()[-1])
-
-
-def load(base: str, write_key: str, mode: str, seconds: int) -> float:
-    """Requests per second of `mode` (batch: 500 events per request; single: 1)."""
-    if wrk_available():
-        if mode == "batch":
-            return run_wrk(base, write_key, "batch.lua", 1, 8, seconds)
-        return run_wrk(base, write_key, "single.lua", 2, 64, seconds)
-    return run_python_load(base, write_key, mode, 8 if mode == "batch" else 64, seconds)
+from bench.common import (
+    BENCH,
+    PYTHON,
+    configure,
+    eventrelay,
+    free_port,
+    load,
+    peak_rss_mb,
+    process,
+    wait_delivered,
+    wait_http,
+    wrk_available,
+)
 
 
 async def fixed_rate(base: str, write_key: str, rate: int, seconds: int, batch: int = 50) -> int:
@@ -240,19 +97,6 @@ async def fixed_rate(base: str, write_key: str, rate: int, seconds: int, batch: 
 
 
 # --- phases ----------------------------------------------------------------------------------
-
-
-def sink_stats(sink: str) -> dict[str, Any]:
-    return httpx.get(sink + "/stats").json()  # type: ignore[no-any-return]
-
-
-def wait_delivered(sink: str, expected: int, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    stats = sink_stats(sink)
-    while stats["events"] < expected and time.monotonic() < deadline:
-        time.sleep(0.2)
-        stats = sink_stats(sink)
-    return stats
 
 
 def phase_ingest(sink: str, seconds: int) -> dict[str, float]:
@@ -302,58 +146,13 @@ def phase_latency(sink: str, rate: int, seconds: int) -> dict[str, Any]:
     }
 
 
-def phase_celery(sink: str, events: int, redis_url: str) -> dict[str, Any]:
-    import redis
-
-    try:
-        redis.Redis.from_url(redis_url).flushdb()
-    except redis.RedisError as exc:
-        return {"celery_error": f"Redis not reachable at {redis_url}: {exc}"}
-    env = {"EVENTRELAY_BENCH_REDIS": redis_url, "EVENTRELAY_BENCH_SINK": sink + "/hook"}
-    os.environ.update(env)
-    from bench.celery_pipeline import post_event
-
-    with process(
-        [
-            PYTHON,
-            "-m",
-            "celery",
-            "-A",
-            "bench.celery_pipeline",
-            "worker",
-            "--loglevel=WARNING",
-            "--concurrency",
-            str(os.cpu_count() or 2),
-            "--pool",
-            "prefork",
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        env,
-        cwd=ROOT,
-    ):
-        time.sleep(3)
-        httpx.post(sink + "/reset")
-        body = json.dumps({"type": "track", "userId": "u", "event": "Celery", "messageId": "m"})
-        started = time.monotonic()
-        for _ in range(events):
-            post_event.delay(body)
-        enqueue_s = time.monotonic() - started
-        stats = wait_delivered(sink, events, timeout=600)
-    elapsed = stats["last"] - stats["first"] if stats["first"] else 0
-    return {
-        "celery_end_to_end_events_per_s": round(stats["events"] / elapsed) if elapsed else 0,
-        "celery_enqueue_events_per_s": round(events / enqueue_s),
-        "celery_events": stats["events"],
-    }
-
-
 PHASES = (
     "ingest",
     "end_to_end",
     "latency",
     "celery",
+    "fanout",
+    "storage",
     "scaleout",
     "loads",
     "warehouses",
@@ -367,7 +166,34 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=int, default=10, help="duration of each load phase")
     parser.add_argument("--latency-rate", type=int, default=5000)
-    parser.add_argument("--celery-events", type=int, default=20000)
+    parser.add_argument(
+        "--celery-events", type=int, default=20000, help="Celery, one task per event: events"
+    )
+    parser.add_argument(
+        "--celery-batched-events",
+        type=int,
+        default=500_000,
+        help="Celery, one task per 500-event batch: events (per worker setting tried)",
+    )
+    parser.add_argument(
+        "--celery-pools",
+        default="prefork:2,prefork:4,threads:4,threads:8",
+        metavar="POOL:N[,POOL:N]",
+        help="Celery worker pool settings tried for the batched variant; the best is kept",
+    )
+    parser.add_argument(
+        "--celery-per-event-pool",
+        default="best",
+        metavar="POOL:N",
+        help="Celery worker pool setting of the per-event variant (default: the best of the "
+        "batched trials)",
+    )
+    parser.add_argument(
+        "--queued-events",
+        type=int,
+        default=1_000_000,
+        help="storage phase: events queued behind an integration that does not deliver",
+    )
     parser.add_argument(
         "--redis", default=os.environ.get("EVENTRELAY_BENCH_REDIS", "redis://127.0.0.1:6379/15")
     )
@@ -401,6 +227,7 @@ def selected_phases(args: argparse.Namespace) -> list[str]:
     if args.only:
         return [p for p in PHASES if p in args.only]
     skipped = {"celery"} if args.skip_celery else set()
+    # --skip-scaleout also skips the scale-out half of the fan-out phase (bench/fanout.py).
     skipped |= {"scaleout"} if args.skip_scaleout else set()
     return [p for p in PHASES if p not in skipped]
 
@@ -417,7 +244,9 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
         "ingest": "ingest",
         "end_to_end": "end to end",
         "latency": f"latency at {args.latency_rate} events/s",
-        "celery": "Celery + Redis",
+        "celery": "Celery + Redis (a task per 500-event batch, then a task per event)",
+        "fanout": "fan-out: batched ingest with 1, 10 and 50 integrations (API only)",
+        "storage": f"storage: bytes per queued event, RSS with {args.queued_events:,} queued",
         "scaleout": "scale-out (PostgreSQL + NATS JetStream, 1 API + 1/2 workers)",
         "loads": "file-loading destinations (S3, Redshift; 20 full buffers)",
         "warehouses": "warehouse loads (BigQuery and Snowflake stand-ins)",
@@ -434,7 +263,17 @@ def run_phases(args: argparse.Namespace, phases: list[str], results: dict[str, A
             elif phase == "latency":
                 results.update(phase_latency(sink, args.latency_rate, args.seconds))
             elif phase == "celery":
-                results.update(phase_celery(sink, args.celery_events, args.redis))
+                from bench.celery_bench import phase_celery
+
+                results["celery"] = phase_celery(sink, args)
+            elif phase == "fanout":
+                from bench.fanout import phase_fanout
+
+                results["fanout"] = phase_fanout(sink, args.seconds, not args.skip_scaleout)
+            elif phase == "storage":
+                from bench.storage import phase_storage
+
+                results["storage"] = phase_storage(sink, args.seconds, args.queued_events)
             elif phase == "scaleout":
                 results["scaleout"] = phase_scaleout(sink, args.seconds)
             elif phase == "loads":
@@ -486,13 +325,18 @@ def print_summary(args: argparse.Namespace, results: dict[str, Any]) -> None:
     ]
     if rss:
         print(f"peak RSS                     {max(rss):>10} MB")
-    celery = results.get("celery_end_to_end_events_per_s")
-    if celery:
-        print(f"Celery + Redis end-to-end    {celery:>10,} events/s")
-        if "end_to_end_vs_celery" in results:
-            print(f"eventrelay / Celery          {results['end_to_end_vs_celery']:>10}x")
-    elif "celery_error" in results:
-        print(f"Celery + Redis: {results['celery_error']}")
+    if "celery" in results:
+        from bench.celery_bench import print_celery
+
+        print_celery(results)
+    if "fanout" in results:
+        from bench.fanout import print_fanout
+
+        print_fanout(results["fanout"])
+    if "storage" in results:
+        from bench.storage import print_storage
+
+        print_storage(results["storage"])
     if "scaleout" in results:
         print_report(results)
     from bench.loads import print_loads
@@ -519,9 +363,10 @@ def main() -> None:
         }
     }
     run_phases(args, selected_phases(args), results)
-    celery = results.get("celery_end_to_end_events_per_s")
-    if celery and "end_to_end_events_per_s" in results:
-        results["end_to_end_vs_celery"] = round(results["end_to_end_events_per_s"] / celery, 1)
+    if "celery" in results and "end_to_end_events_per_s" in results:
+        from bench.celery_bench import ratios
+
+        results.update(ratios(results["end_to_end_events_per_s"], results["celery"]))
     save(results, merge=bool(args.only))
     print_summary(args, results)
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import httpx
 
-from bench.run import (
+from bench.common import (
+    BATCH,
     PYTHON,
     configure,
     free_port,
@@ -47,7 +48,6 @@ from bench.run import (
 POSTGRES = os.environ.get("EVENTRELAY_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 NATS_SERVER = os.environ.get("EVENTRELAY_BENCH_NATS_SERVER", "/usr/sbin/nats-server")
 WORKER_COUNTS = (1, 2)
-BATCH = 500  # events per wrk request (bench/wrk/batch.lua)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -194,7 +194,7 @@ def machine_cpu() -> tuple[int, int]:
 def delivered_by(worker: Worker) -> int:
     """Events this worker process delivered successfully (its Prometheus counter)."""
     text = httpx.get(worker.url + "/metrics").text
-    pattern = r'^eventrelay_delivery_events_total\{[^}]*outcome="success"[^}]*\} ([\d.e+]+)$'
+    pattern = r'^eventrelay_delivery_events_total\{[^}]*outcome="successes"[^}]*\} ([\d.e+]+)$'
     return round(sum(float(v) for v in re.findall(pattern, text, re.MULTILINE)))
 
 
@@ -311,8 +311,22 @@ def end_to_end(
     }
 
 
-def run_once(sink: str, seconds: int, worker_count: int) -> dict[str, Any]:
-    """One API process + `worker_count` workers on a fresh database and NATS server."""
+@dataclass
+class Cluster:
+    """The scale-out shape with its API process running and no worker yet."""
+
+    base: str
+    data: Path
+    env: dict[str, str]
+    api: subprocess.Popen[bytes]
+    nats: subprocess.Popen[bytes]
+    stack: ExitStack  # workers started with it stop with the cluster
+
+
+@contextmanager
+def cluster() -> Iterator[Cluster]:
+    """A fresh database, a fresh NATS server and one `serve --no-workers` API process; all
+    removed afterwards (bench/fanout.py uses it too)."""
     data = Path(tempfile.mkdtemp(prefix="eventrelay-bench-scaleout-"))
     try:
         with database() as db_url, nats_server() as (nats_url, nats), ExitStack() as stack:
@@ -322,19 +336,25 @@ def run_once(sink: str, seconds: int, worker_count: int) -> dict[str, Any]:
             api = stack.enter_context(process(api_args, env))
             base = f"http://127.0.0.1:{port}"
             wait_http(base + "/healthz")
-            key = configure(base, data, sink)
-            servers = {"api": api.pid, "nats": nats.pid}
-            backlog, workers = api_only_then_backlog(
-                base, key, sink, seconds, servers, lambda: start_workers(stack, worker_count, env)
-            )
-            pids = {**servers, **worker_pids(workers)}
-            return {
-                "workers": worker_count,
-                **backlog,
-                **end_to_end(base, key, sink, seconds, pids, workers),
-            }
+            yield Cluster(base, data, env, api, nats, stack)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def run_once(sink: str, seconds: int, worker_count: int) -> dict[str, Any]:
+    """One API process + `worker_count` workers on a fresh database and NATS server."""
+    with cluster() as c:
+        key = configure(c.base, c.data, sink)
+        servers = {"api": c.api.pid, "nats": c.nats.pid}
+        backlog, workers = api_only_then_backlog(
+            c.base, key, sink, seconds, servers, lambda: start_workers(c.stack, worker_count, c.env)
+        )
+        pids = {**servers, **worker_pids(workers)}
+        return {
+            "workers": worker_count,
+            **backlog,
+            **end_to_end(c.base, key, sink, seconds, pids, workers),
+        }
 
 
 def phase_scaleout(sink: str, seconds: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from bench.run import PYTHON, free_port, peak_rss_mb, process, wait_http
+from bench.common import PYTHON, free_port, peak_rss_mb, process, wait_http
 
 BATCH = 500
 
