@@ -133,15 +133,15 @@ class SqliteQueue:
         fresh = self._dedup.fresh(log, messages, now)
         if not fresh:
             return
-        row = (
-            log,
-            now,
-            len(fresh),
-            log_schema.skip_field(skip),
-            orjson.dumps([m.id for m in fresh]),
-            b"\n".join(m.data for m in fresh),
-        )
-        await self._w().submit(lambda conn: conn.execute(log_schema.INSERT, row))
+        ids = orjson.dumps([m.id for m in fresh])
+        payloads = b"\n".join(m.data for m in fresh)
+        skipped = log_schema.skip_field(skip)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            packed = log_schema.pack(payloads)  # on the writer thread, beside the event loop
+            conn.execute(log_schema.INSERT, (log, now, len(fresh), skipped, ids, packed))
+
+        await self._w().submit(insert)
         self._dedup.remember(log, fresh, now)
         if self._consumer:
             self._on_wake([log])
@@ -173,9 +173,9 @@ class SqliteQueue:
                 if reader is not None:
                     log, cursor = reader[0], reader[1]
                 if log is not None and len(rows) < _CHUNKS_PER_READ:
-                    log_rows = conn.execute(
-                        log_schema.SELECT_AFTER, (log, cursor, _CHUNKS_PER_READ - len(rows))
-                    ).fetchall()
+                    log_rows = log_schema.read_after(
+                        conn, log, cursor, _CHUNKS_PER_READ - len(rows)
+                    )
                 if len(rows) + len(log_rows) < _CHUNKS_PER_READ:
                     rows += conn.execute(
                         schema.SELECT_DUE,
