@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from eventrelay.app import create_app
 from eventrelay.commands.tail import describe, sse_messages
+from eventrelay.queue.base import Message
 from eventrelay.routing import tap as tap_module
 from eventrelay.routing.directory import Route, SourceEntry
 from eventrelay.routing.tap import Tap
@@ -165,11 +166,11 @@ def _source(routes: tuple[Route, ...] = ()) -> SourceEntry:
     return SourceEntry("src_1", "org_1", "Web", "deny", ("*",), routes)
 
 
-def _events(count: int) -> list[tuple[dict[str, Any], bytes]]:
+def _events(count: int) -> list[Message]:
     out = []
     for i in range(count):
         event = {"type": "track", "event": "E", "messageId": f"m{i}", "userId": "u"}
-        out.append((event, json.dumps(event).encode()))
+        out.append(Message(f"m{i}", json.dumps(event).encode()))
     return out
 
 

@@ -214,6 +214,9 @@ class IngestApp:
             status = 413 if all(r["code"] == "event_too_large" for r in rejected) else 400
             code = "payload_too_large" if status == 413 else "invalid_event"
             raise Refused(status, code, message, details)
+        # The parsed body is not needed past here: freed before waiting for durability, so
+        # requests in flight hold only their events' JSON (and the collector has less to scan).
+        del payload
         await self._store(source, accepted)
         INGEST_EVENTS.labels(source.id, "accepted").inc(len(accepted))
         if rejected:
@@ -222,7 +225,7 @@ class IngestApp:
 
     def _batch(
         self, payload: dict[str, Any], received_at: Received, ip: str | None
-    ) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
+    ) -> tuple[list[Message], list[dict[str, Any]]]:
         batch = payload.get("batch")
         if not isinstance(batch, list):
             raise Refused(
@@ -248,24 +251,21 @@ class IngestApp:
 
     def _single(
         self, payload: dict[str, Any], kind: str, received_at: Received, ip: str | None
-    ) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
+    ) -> tuple[list[Message], list[dict[str, Any]]]:
         return _normalize_all([(0, payload)], received_at, kind, None, None, None, "", ip)
 
-    async def _store(
-        self, source: SourceEntry, accepted: list[tuple[dict[str, Any], bytes]]
-    ) -> None:
+    async def _store(self, source: SourceEntry, accepted: list[Message]) -> None:
         rt = self._rt
         # Stored once in the source's log, however many integrations read it (routing.router).
         admitted = admit(source)
         assert rt.queue is not None and rt.metrics is not None
-        messages = [Message(event["messageId"], raw) for event, raw in accepted]
         try:
-            await rt.queue.publish(source.id, messages, admitted.skip)
+            await rt.queue.publish(source.id, accepted, admitted.skip)
         except Exception as exc:
             log.error("queue publish failed", extra={"error_type": type(exc).__name__})
             raise Refused(503, "unavailable", "events could not be stored; retry later") from None
         now = time.time()
-        count = len(messages)
+        count = len(accepted)
         for integration_id in admitted.readers:
             rt.metrics.add(integration_id, "queued", count, at=now)
         for integration_id, reason in admitted.filtered:
@@ -299,8 +299,8 @@ def _normalize_all(
     integrations: dict[str, Any] | None,
     prefix: str,
     ip: str | None,
-) -> tuple[list[tuple[dict[str, Any], bytes]], list[dict[str, Any]]]:
-    accepted: list[tuple[dict[str, Any], bytes]] = []
+) -> tuple[list[Message], list[dict[str, Any]]]:
+    accepted: list[Message] = []
     rejected: list[dict[str, Any]] = []
     for index, item in items:
         where = f"{prefix}{index}." if prefix else ""
@@ -342,5 +342,6 @@ def _normalize_all(
                 _rejection(index, "event_too_large", where.rstrip(".") or "body", message)
             )
             continue
-        accepted.append((event, raw))
+        # The id and the JSON are all that is kept: the parsed event is freed here.
+        accepted.append(Message(event["messageId"], raw))
     return accepted, rejected

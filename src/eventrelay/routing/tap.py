@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from eventrelay.bus.live import Fanout
+from eventrelay.queue.base import Message
 from eventrelay.routing.directory import SourceEntry
 from eventrelay.routing.router import route
 from eventrelay.tasks import stop_task
@@ -46,7 +47,7 @@ LISTENER_BUFFER = 1_000  # entries a listener may have unread
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 5.0
 
-Accepted = Sequence[tuple[dict[str, Any], bytes]]
+Accepted = Sequence[Message]  # the accepted events, as stored
 
 
 class Listener:
@@ -269,9 +270,10 @@ class Tap:
             self._wake.clear()
             while self._pending:
                 source, accepted = self._pending.popleft()
-                for event, raw in accepted:
+                for message in accepted:
                     try:
-                        entry = orjson.dumps(explain(source, event, raw))
+                        raw = message.data
+                        entry = orjson.dumps(explain(source, orjson.loads(raw), raw))
                     except Exception as exc:  # never let one odd event stop the view
                         log.warning(
                             "live view: entry failed", extra={"error_type": type(exc).__name__}

@@ -15,6 +15,7 @@ import orjson
 
 from eventrelay.queue.base import Delivery, Message
 from eventrelay.queue.sqlite import log_schema, schema
+from eventrelay.queue.sqlite.appender import Appender
 from eventrelay.queue.sqlite.consumer import Item, StreamState
 from eventrelay.queue.sqlite.dedup import DedupWindow
 from eventrelay.queue.sqlite.expiry import depths_of, expire
@@ -52,6 +53,7 @@ class SqliteQueue:
         self._dedup = DedupWindow(dedup_window, dedup_capacity)
         self._streams: dict[str, StreamState] = {}
         self._writer: Writer | None = None
+        self._appender: Appender | None = None
         self._lock_fd: int | None = None
         self._holder = dict(holder or {})  # who we are, written into the consumer's lock
         self._wake_path = path.with_suffix(".wake")
@@ -74,6 +76,7 @@ class SqliteQueue:
         if writer.error is not None:
             raise writer.error
         self._writer = writer
+        self._appender = Appender(writer, self._stored)
         os.chmod(self._path, 0o600)
         if self._consumer:
             self._wake_in = await listen(self._wake_path, self._on_wake)
@@ -133,20 +136,17 @@ class SqliteQueue:
         fresh = self._dedup.fresh(log, messages, now)
         if not fresh:
             return
-        ids = orjson.dumps([m.id for m in fresh])
-        payloads = b"\n".join(m.data for m in fresh)
-        skipped = log_schema.skip_field(skip)
-
-        def insert(conn: sqlite3.Connection) -> None:
-            packed = log_schema.pack(payloads)  # on the writer thread, beside the event loop
-            conn.execute(log_schema.INSERT, (log, now, len(fresh), skipped, ids, packed))
-
-        await self._w().submit(insert)
+        if self._appender is None:
+            raise RuntimeError("queue is not started")
+        await self._appender.append(log, fresh, skip)
         self._dedup.remember(log, fresh, now)
+
+    def _stored(self, logs: list[str]) -> None:
+        """Appended to these logs (one call per group of publishes): wake their readers."""
         if self._consumer:
-            self._on_wake([log])
+            self._on_wake(logs)
         if self._wake_out is not None:
-            self._wake_out.send([log])
+            self._wake_out.send(logs)
 
     # --- consume ---------------------------------------------------------------------------
 
