@@ -12,6 +12,7 @@ import pytest
 
 from eventrelay.queue.base import Message
 from eventrelay.queue.sqlite import QueueLocked, SqliteQueue
+from eventrelay.queue.sqlite.dedup import DedupWindow
 
 
 async def test_one_process_per_file(tmp_path: Path) -> None:
@@ -152,3 +153,18 @@ async def test_depth_leaves_out_what_a_stream_skips(tmp_path: Path) -> None:
         assert await q.depths() == {"on": 1}
     finally:
         await q.close()
+
+
+def test_dedup_window_remembers_for_half_to_all_of_its_window_within_its_capacity() -> None:
+    window = DedupWindow(window=10.0, capacity=1000)
+    first = [Message(f"m{i}", b"{}") for i in range(3)]
+    window.remember("log", first, now=0.0)
+    again = [*first, Message("new", b"{}"), Message("new", b"{}")]
+    assert [m.id for m in window.fresh("log", again, now=4.0)] == ["new"]
+    assert [m.id for m in window.fresh("other", first, now=4.0)] == ["m0", "m1", "m2"]
+    assert window.fresh("log", first, now=9.0) == []  # previous generation: still seen
+    assert len(window.fresh("log", first, now=10.5)) == 3  # a whole window later: gone
+    crowded = DedupWindow(window=3600.0, capacity=100)
+    for i in range(1000):
+        crowded.remember("log", [Message(f"c{i}", b"{}")], now=1.0)
+    assert sum(len(g.current) + len(g.previous) for g in crowded._logs.values()) <= 100
