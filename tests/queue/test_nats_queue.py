@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -85,33 +87,40 @@ async def _old_release_stream(url: str, settings: Settings) -> None:
         await nc.close()
 
 
-async def test_events_queued_by_the_release_before_come_out_once(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _upgraded(tmp_path: Path) -> AsyncIterator[NatsQueue]:
+    """A queue of this release started on a server holding the release before's stream."""
     with nats_server(tmp_path / "nats") as server:
         settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
         await _old_release_stream(server.url, settings)
         q = NatsQueue(settings)
         await q.start()
         try:
-            for stream in ("int_a", "int_b"):
-                await q.subscribe(stream, "src")
-            await q.publish("src", msgs("new", 3))
-            assert await q.depths() == {"int_a": 8, "int_b": 5}
-            for stream, old in (("int_a", 5), ("int_b", 2)):
-                ids: list[str] = []
-                deadline = time.monotonic() + 5
-                while len(ids) < old + 3 and time.monotonic() < deadline:
-                    got = await q.pull(stream, 100, timeout=0.5)
-                    await q.ack(stream, got)  # within the 1 s lease: none comes back
-                    ids = sorted(ids + [d.message_id for d in got])
-                assert ids == sorted([f"old-{i}" for i in range(old)] + ["new-0", "new-1", "new-2"])
-                assert await q.pull(stream, 10, timeout=0.3) == []
-            deadline = time.monotonic() + 5
-            while (depths := await q.depths()) and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            assert depths == {}
-            assert q._legacy._pending == {}  # the old stream is not looked at any more
+            yield q
         finally:
             await q.close()
+
+
+async def test_events_queued_by_the_release_before_come_out_once(tmp_path: Path) -> None:
+    async with _upgraded(tmp_path) as q:
+        for stream in ("int_a", "int_b"):
+            await q.subscribe(stream, "src")
+        await q.publish("src", msgs("new", 3))
+        assert await q.depths() == {"int_a": 8, "int_b": 5}
+        for stream, old in (("int_a", 5), ("int_b", 2)):
+            ids: list[str] = []
+            deadline = time.monotonic() + 5
+            while len(ids) < old + 3 and time.monotonic() < deadline:
+                got = await q.pull(stream, 100, timeout=0.5)
+                await q.ack(stream, got)  # within the 1 s lease: none comes back
+                ids = sorted(ids + [d.message_id for d in got])
+            assert ids == sorted([f"old-{i}" for i in range(old)] + ["new-0", "new-1", "new-2"])
+            assert await q.pull(stream, 10, timeout=0.3) == []
+        deadline = time.monotonic() + 5
+        while (depths := await q.depths()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert depths == {}
+        assert q._legacy._pending == {}  # the old stream is not looked at any more
 
 
 async def test_a_restart_with_another_ack_wait_keeps_the_position(tmp_path: Path) -> None:
@@ -156,18 +165,11 @@ async def test_a_message_jetstream_refuses_fails_at_once(tmp_path: Path) -> None
 
 
 async def test_legacy_events_are_expired_and_purged_like_the_others(tmp_path: Path) -> None:
-    with nats_server(tmp_path / "nats") as server:
-        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
-        await _old_release_stream(server.url, settings)
-        q = NatsQueue(settings)
-        await q.start()
-        try:
-            await q.purge("int_b")
-            assert await q.depth("int_b") == 0
-            await asyncio.sleep(1.2)  # the held message's lease (1 s) has run out too
-            assert await q.expire(max_age=0.5) == {"int_a": 5}
-            assert await q.depths() == {}
-            await q.subscribe("int_a", "src")
-            assert await q.pull("int_a", 10, timeout=0.5) == []
-        finally:
-            await q.close()
+    async with _upgraded(tmp_path) as q:
+        await q.purge("int_b")
+        assert await q.depth("int_b") == 0
+        await asyncio.sleep(1.2)  # the held message's lease (1 s) has run out too
+        assert await q.expire(max_age=0.5) == {"int_a": 5}
+        assert await q.depths() == {}
+        await q.subscribe("int_a", "src")
+        assert await q.pull("int_a", 10, timeout=0.5) == []
