@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import { describeError } from "./errors";
-import { LiveBuffer, matches, type LiveEvent } from "./live";
+import { LiveBuffer, matches, outcomeLabel, type LiveEvent, type LiveOutcome } from "./live";
 import { atLeast } from "./roles";
 import { formSchema, fromApi, toApi, uiSchema } from "./schemaForm";
 import { snippets } from "./snippets";
@@ -26,6 +26,17 @@ const webhookSchema = {
 
 function event(type: string, body: Record<string, unknown>): LiveEvent {
   return { source_id: "src_1", message_id: "m", type, received_at: "", event: body, routing: [] };
+}
+
+function outcome(
+  message_id: string,
+  integration_id: string,
+  kind: LiveOutcome["outcome"],
+  at: number,
+  attempt: number,
+  extra: Partial<LiveOutcome> = {},
+): LiveOutcome {
+  return { message_id, integration_id, outcome: kind, at, attempt, ...extra };
 }
 
 describe("errors in words", () => {
@@ -100,6 +111,37 @@ describe("live debugger buffer", () => {
     expect(buffer.add(event("track", {}), 0)).toBe(false);
     expect(buffer.whilePaused).toBe(1);
     expect(buffer.items).toEqual([]);
+  });
+  it("attaches outcomes to their row, the newest per integration", () => {
+    const buffer = new LiveBuffer();
+    buffer.add({ ...event("track", {}), message_id: "m1" }, 0);
+    buffer.add({ ...event("track", {}), message_id: "m2" }, 0);
+    const retried = outcome("m1", "int_a", "retried", 10, 1, { reason: "http_error", status: 500 });
+    expect(buffer.outcomes([retried, outcome("m1", "int_b", "filtered", 10, 1, { reason: "consent" })])).toBe(true);
+    const row = () => buffer.items.find((i) => i.message_id === "m1")!;
+    expect(outcomeLabel(row().outcomes!.int_a)).toBe("retried (HTTP 500)");
+    expect(outcomeLabel(row().outcomes!.int_b)).toBe("filtered (consent)");
+    // A later attempt delivers; an older answer arriving late does not undo it.
+    buffer.outcomes([outcome("m1", "int_a", "delivered", 20, 2)]);
+    expect(buffer.outcomes([outcome("m1", "int_a", "retried", 10, 1)])).toBe(false);
+    expect(row().outcomes!.int_a.outcome).toBe("delivered");
+    expect(buffer.items.find((i) => i.message_id === "m2")!.outcomes).toBeUndefined();
+  });
+  it("keeps outcomes that arrive before their event, within a bound", () => {
+    const buffer = new LiveBuffer(200, 20, 2);
+    expect(buffer.outcomes([outcome("early", "int_a", "delivered", 1, 1)])).toBe(false);
+    buffer.outcomes([outcome("x1", "int_a", "delivered", 1, 1), outcome("x2", "int_a", "delivered", 1, 1)]);
+    buffer.add({ ...event("track", {}), message_id: "x2" }, 0);
+    expect(buffer.items[0].outcomes?.int_a.outcome).toBe("delivered");
+    buffer.add({ ...event("track", {}), message_id: "early" }, 0); // evicted by the bound
+    expect(buffer.items[0].outcomes).toBeUndefined();
+  });
+  it("updates badges while paused without adding rows", () => {
+    const buffer = new LiveBuffer();
+    buffer.add({ ...event("track", {}), message_id: "m1" }, 0);
+    buffer.setPaused(true);
+    expect(buffer.outcomes([outcome("m1", "int_a", "delivered", 1, 1)])).toBe(true);
+    expect(buffer.items.length).toBe(1);
   });
   it("filters by type, event name and user", () => {
     const order = event("track", { event: "Order Completed", userId: "u-42" });

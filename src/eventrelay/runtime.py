@@ -79,7 +79,7 @@ class Runtime:
     queue: Queue | None = None
     directory: Directory | None = None
     metrics: MetricsRecorder | None = None
-    tap: Tap | None = None  # the live view of events (API processes)
+    tap: Tap | None = None  # the live view: events (API processes), outcomes (workers)
     # What this process is (command, address), written next to the embedded queue's consumer
     # lock so a second process on the same data directory can say who holds it.
     role: dict[str, Any] = field(default_factory=dict)
@@ -143,6 +143,9 @@ class Runtime:
         if ingest:
             self.directory = Directory(self.db, self.bus)
             await self.directory.start()
+        if ingest or consume:
+            # API processes show their events; delivering processes their outcomes (the tap
+            # learns from the listeners' leases which sources are watched).
             self.tap = make_tap(self.settings)
             await self.tap.start()
         return consume

@@ -29,8 +29,9 @@ from eventrelay.runtime import Runtime
 from eventrelay.settings import Settings
 from tests.support.api import running_api
 from tests.support.examples import valid_configs
-from tests.support.live import follow
+from tests.support.live import eventually, follow
 from tests.support.server import serve_in_thread
+from tests.support.sink import Sink
 
 
 @dataclass
@@ -249,3 +250,97 @@ async def test_streams_end_when_the_server_stops(settings: Settings) -> None:
             assert a.runtime.tap is not None
             a.runtime.tap.stop_listeners()  # what the signal handler calls
             await asyncio.wait_for(follower.ended.wait(), 10)
+
+
+async def test_live_view_shows_delivery_outcomes_from_any_worker(settings: Settings) -> None:
+    """Outcomes per event and integration reach a listener on node B from the workers of node
+    A (over NATS core in scale-out, Unix sockets embedded): one integration delivers, one gets
+    500 from the vendor (retried, with the status), one filters the event by consent."""
+    sink = await Sink().start()
+    sink.responder = lambda r: (500, {}, b'{"error":"boom"}') if r.path == "/fail" else None
+    try:
+        with node(settings) as a, node(settings, workers=False) as b:
+            token = settings.owner_token_file.read_text().strip()
+            source = await admin(a.url, token, "POST", "/v1/admin/sources", {"name": "Web"})
+
+            async def hook(name: str, path: str, consent: list[str]) -> Any:
+                config = valid_configs()["webhook"] | {"url": f"{sink.url}{path}"}
+                body = {
+                    "source_id": source["id"],
+                    "type": "webhook",
+                    "name": name,
+                    "config": config,
+                    "consent_categories": consent,
+                }
+                return await admin(a.url, token, "POST", "/v1/admin/integrations", body)
+
+            ok = await hook("Good", "/ok", [])
+            failing = await hook("Bad", "/fail", [])
+            ads = await hook("Ads", "/ads", ["advertising"])
+            async with (
+                follow(b.url, source["id"], token) as follower,
+                httpx.AsyncClient(base_url=b.url, timeout=10) as ingest,
+            ):
+                seen: list[Any] = []
+                for attempt in range(100):
+                    body = {
+                        "userId": "u1",
+                        "event": f"Order {attempt}",
+                        "context": {"consent": {"categoryPreferences": {"Advertising": False}}},
+                    }
+                    r = await ingest.post(
+                        "/v1/track", json=body, headers=basic(source["write_key"])
+                    )
+                    if r.status_code == 401:  # B has not heard of the source yet
+                        await asyncio.sleep(0.1)
+                        continue
+                    assert r.status_code == 200, r.text
+                    with contextlib.suppress(TimeoutError):
+                        seen = await follower.wait_for(
+                            lambda d: len(d["routing"]) == 3, timeout=0.3
+                        )
+                        break
+                assert seen, "no event reached the live view"
+                message_id = seen[0]["message_id"]
+                wanted = {ok["id"], failing["id"], ads["id"]}
+                await eventually(lambda: set(follower.outcomes(message_id)) == wanted, 20)
+        outcomes = follower.outcomes(message_id)
+        [delivered] = outcomes[ok["id"]]
+        assert delivered["outcome"] == "delivered" and delivered["name"] == "Good"
+        assert delivered["attempt"] == 1 and delivered["at"] > 0
+        retried = outcomes[failing["id"]][0]
+        assert retried["outcome"] == "retried" and retried["status"] == 500
+        assert retried["name"] == "Bad" and retried["reason"]
+        [filtered] = outcomes[ads["id"]]
+        assert (filtered["outcome"], filtered["reason"]) == ("filtered", "consent")
+        text = json.dumps(outcomes)
+        assert "your_api_key" not in text and "Order" not in text  # no secrets, no bodies
+    finally:
+        await sink.close()
+
+
+async def test_outcomes_cost_a_set_lookup_unwatched_and_are_sampled_watched() -> None:
+    tap = Tap()
+    await tap.start()
+    try:
+        built = 0
+
+        def entries(count: int) -> Iterator[dict[str, Any]]:
+            nonlocal built
+            for i in range(count):
+                built += 1
+                yield {"message_id": f"m{i}", "integration_id": "int_1", "outcome": "delivered"}
+
+        listener = await tap.listen("src_1")
+        many = int(tap_module.OUTCOME_BURST) + 500
+        tap.offer_outcomes("src_1", many, entries(many))
+        assert built == int(tap_module.OUTCOME_BURST)  # those sampled out are never built
+        entry = await listener.next(timeout=2)
+        assert entry is not None
+        data = json.loads(entry)
+        assert data["source_id"] == "src_1" and len(data["outcomes"]) == built
+        await eventually(lambda: listener.skipped_outcomes >= 500, 5)
+        assert listener.take_skipped_outcomes() == 500
+        await tap.unlisten(listener)
+    finally:
+        await tap.close()

@@ -176,6 +176,11 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             row = page.locator("tr.live-row", has_text="Order Completed")
             await row.wait_for()
             await page.locator("tr.live-row", has_text="Order sink: queued").first.wait_for()
+            # Its delivery outcome attaches to the row as the worker settles it.
+            await row.locator("[data-outcome=delivered]").wait_for()
+            assert "Order sink" in (
+                await row.locator("[data-outcome=delivered]").get_attribute("aria-label") or ""
+            )
             await row.click()
             await page.get_by_role("heading", name="Raw JSON").wait_for()
             assert '"revenue": 42' in await page.locator("aside pre").inner_text()

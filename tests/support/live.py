@@ -35,6 +35,16 @@ class Follower:
 
         return await asyncio.wait_for(until(), timeout)
 
+    def outcomes(self, message_id: str) -> dict[str, list[Any]]:
+        """Delivery outcomes seen so far for one event, per integration id, in order."""
+        out: dict[str, list[Any]] = {}
+        for kind, data in self.messages:
+            if kind == "outcomes":
+                for item in data["outcomes"]:
+                    if item["message_id"] == message_id:
+                        out.setdefault(item["integration_id"], []).append(item)
+        return out
+
 
 @asynccontextmanager
 async def follow(url: str, source_id: str, token: str) -> AsyncIterator[Follower]:

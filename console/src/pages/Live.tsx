@@ -1,11 +1,11 @@
 // The live debugger: a source's events as they are accepted (Server-Sent Events), with each
-// integration's routing decision. Pause, filter, raw JSON; it samples rather than falls behind
-// (live.ts says how).
+// integration's routing decision and, as workers settle them, its delivery outcomes. Pause,
+// filter, raw JSON; it samples rather than falls behind (live.ts says how).
 
 import { useEffect, useReducer, useRef, useState } from "react";
 
 import { get, refreshSession } from "../api";
-import { LiveBuffer, matches, type LiveEvent, type LiveFilter } from "../live";
+import { LiveBuffer, matches, outcomeLabel, type LiveFilter, type LiveOutcome } from "../live";
 import type { Page, Source } from "../types";
 import { ErrorBox, useLoad } from "../ui";
 
@@ -18,7 +18,7 @@ export function Live({ sourceId }: { sourceId?: string }) {
   const [, redraw] = useReducer((n: number) => n + 1, 0);
   const [state, setState] = useState("connecting");
   const [filter, setFilter] = useState<LiveFilter>({ type: "", event: "", user: "" });
-  const [selected, setSelected] = useState<LiveEvent | null>(null);
+  const [selectedId, setSelected] = useState<string | null>(null);
 
   useEffect(() => {
     if (!chosen) return;
@@ -36,6 +36,14 @@ export function Live({ sourceId }: { sourceId?: string }) {
       source.addEventListener("event", (e) => {
         if (buffer.current.add(JSON.parse((e as MessageEvent).data), Date.now())) schedule();
         else schedule();
+      });
+      source.addEventListener("outcomes", (e) => {
+        const data = JSON.parse((e as MessageEvent).data) as { outcomes: LiveOutcome[] };
+        if (buffer.current.outcomes(data.outcomes)) schedule();
+      });
+      source.addEventListener("outcomes_skipped", (e) => {
+        buffer.current.outcomesSkipped(JSON.parse((e as MessageEvent).data).count);
+        schedule();
       });
       source.addEventListener("skipped", (e) => {
         buffer.current.skipped(JSON.parse((e as MessageEvent).data).count);
@@ -59,6 +67,8 @@ export function Live({ sourceId }: { sourceId?: string }) {
 
   const b = buffer.current;
   const shown = b.items.filter((item) => matches(item, filter));
+  // The row's newest copy: outcomes keep arriving while its JSON is open.
+  const selected = selectedId === null ? null : (b.items.find((i) => i.message_id === selectedId) ?? null);
   const togglePause = () => {
     b.setPaused(!b.paused);
     redraw();
@@ -106,6 +116,7 @@ export function Live({ sourceId }: { sourceId?: string }) {
       <p className="muted" aria-live="polite" data-testid="live-state">
         {state === "live" ? "● live" : state} · {b.items.length} shown · sampled out here {b.sampledOut} · skipped by
         the server {b.skippedByServer}
+        {b.outcomesSkippedByServer ? ` · outcomes skipped by the server ${b.outcomesSkippedByServer}` : ""}
         {b.paused ? ` · paused (${b.whilePaused} arrived meanwhile)` : ""}
       </p>
       <div className="live">
@@ -115,7 +126,7 @@ export function Live({ sourceId }: { sourceId?: string }) {
               <th scope="col">Received</th>
               <th scope="col">Type</th>
               <th scope="col">Event / user</th>
-              <th scope="col">Routing</th>
+              <th scope="col">Routing and delivery</th>
             </tr>
           </thead>
           <tbody>
@@ -123,21 +134,34 @@ export function Live({ sourceId }: { sourceId?: string }) {
               <tr
                 key={item.message_id}
                 tabIndex={0}
-                aria-selected={selected?.message_id === item.message_id}
-                onClick={() => setSelected(item)}
-                onKeyDown={(e) => (e.key === "Enter" || e.key === " ") && setSelected(item)}
+                aria-selected={selectedId === item.message_id}
+                onClick={() => setSelected(item.message_id)}
+                onKeyDown={(e) => (e.key === "Enter" || e.key === " ") && setSelected(item.message_id)}
                 className="live-row"
               >
                 <td>{new Date(item.received_at).toLocaleTimeString()}</td>
                 <td>{item.type}</td>
                 <td>{String(item.event.event ?? item.event.name ?? "")} {String(item.event.userId ?? item.event.anonymousId ?? "")}</td>
                 <td>
-                  {item.routing.map((r) => (
-                    <span key={r.integration_id} className={`badge badge-${r.decision}`} title={r.reason}>
-                      {r.name ?? r.integration_id}: {r.decision}
-                      {r.reason ? ` (${r.reason})` : ""}
-                    </span>
-                  ))}
+                  {item.routing.map((r) => {
+                    const outcome = item.outcomes?.[r.integration_id];
+                    return (
+                      <span key={r.integration_id} className="route" data-integration={r.integration_id}>
+                        <span className={`badge badge-${r.decision}`} title={r.reason}>
+                          {r.name ?? r.integration_id}: {r.decision}
+                          {r.reason ? ` (${r.reason})` : ""}
+                        </span>
+                        {outcome && <OutcomeBadge outcome={outcome} />}
+                      </span>
+                    );
+                  })}
+                  {Object.values(item.outcomes ?? {})
+                    .filter((o) => !item.routing.some((r) => r.integration_id === o.integration_id))
+                    .map((o) => (
+                      <span key={o.integration_id} className="route" data-integration={o.integration_id}>
+                        {o.name ?? o.integration_id}: <OutcomeBadge outcome={o} />
+                      </span>
+                    ))}
                 </td>
               </tr>
             ))}
@@ -156,5 +180,23 @@ export function Live({ sourceId }: { sourceId?: string }) {
         )}
       </div>
     </>
+  );
+}
+
+/** An outcome badge: its words are visible (not colour alone) and its details (attempt, time,
+ * the vendor's words) are in the accessible label and the tooltip. */
+function OutcomeBadge({ outcome }: { outcome: LiveOutcome }) {
+  const label = outcomeLabel(outcome);
+  const when = new Date(outcome.at * 1000).toLocaleTimeString();
+  const details = `${label}, attempt ${outcome.attempt}, ${when}${outcome.message ? `: ${outcome.message}` : ""}`;
+  return (
+    <span
+      className={`badge badge-outcome badge-${outcome.outcome}`}
+      title={details}
+      aria-label={`${outcome.name ?? outcome.integration_id} ${details}`}
+      data-outcome={outcome.outcome}
+    >
+      → {label}
+    </span>
   );
 }

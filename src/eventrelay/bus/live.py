@@ -1,5 +1,5 @@
 """How the live event view (`routing/tap.py`) reaches other processes: a fan-out carries
-listeners' leases to every API process and sources' entries to the listeners' processes.
+listeners' leases to every API and worker process and sources' entries to the listeners' processes.
 
 Two implementations: NATS core subjects between the API processes of the scale-out shape
 (`live_nats.py`), Unix stream sockets between the processes sharing one data directory
@@ -16,8 +16,9 @@ Subjects, next to (never under) the delivery stream's `<prefix>.>`, so JetStream
     <prefix>-live.watch           a listener's lease, to every API process:
                                   {"s": source id, "l": listener id, "ttl": seconds; 0 = gone},
                                   or {"q": 1} from a process that starts: "re-announce"
-    <prefix>-live.events.<source> the source's explained events (and skip notices), subscribed
-                                  only by processes that have a listener for that source
+    <prefix>-live.events.<source> the source's explained events, its events' delivery outcomes
+                                  (from worker processes) and skip notices, subscribed only by
+                                  processes that have a listener for that source
 
 The connection uses `no_echo`: a process never receives what it published itself (it hands its
 own listeners their events directly).

@@ -26,6 +26,7 @@ class DeliveryPlane:
             policy=RetryPolicy(s.retry_base_seconds, s.retry_cap_seconds, s.max_event_age_seconds),
             concurrency=s.delivery_concurrency,
             base_urls=dict(s.vendor_base_urls),
+            tap=rt.tap,
         )
         self.supervisor = DeliverySupervisor(rt, services, self.failures)
 

@@ -4,7 +4,7 @@ process's shared services (queue, sender, metrics, failure log, policy, journal)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventrelay.delivery.failures import FailureLog
 from eventrelay.delivery.journal import Journal, Subject
@@ -14,6 +14,9 @@ from eventrelay.destinations.base import BuildContext, Destination, VendorSettin
 from eventrelay.queue.base import Queue
 from eventrelay.rules import CompiledRules
 from eventrelay.store.metrics import MetricsRecorder
+
+if TYPE_CHECKING:
+    from eventrelay.routing.tap import Tap
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +58,7 @@ class Services:
     # Operator overrides of vendor endpoints: {"<type>": base URL, "<type>.<name>": other}.
     base_urls: dict[str, str] = field(default_factory=dict)
     journal: Journal = field(default_factory=Journal)
+    tap: Tap | None = None  # the live view: outcomes of watched sources' events
 
     def context_for(self, type_: str, **kwargs: Any) -> BuildContext:
         return build_context(type_, self.base_urls, **kwargs)

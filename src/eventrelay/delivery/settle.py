@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from eventrelay.delivery.health import IntegrationHealth
+from eventrelay.delivery.live_outcomes import DISCARDED as LIVE_DISCARDED
+from eventrelay.delivery.live_outcomes import RETRIED as LIVE_RETRIED
+from eventrelay.delivery.live_outcomes import outcome_entries
 from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.destinations.base import Outcome, OutcomeKind
 from eventrelay.queue.base import Delivery
@@ -111,6 +114,7 @@ class Settler:
         if retried:
             self._count(RETRIED, len(retried))
             self._journal(RETRIED, retried, settled)
+        self.show(settled, expired, dropped, retried, now)
         if settled.unexpected and not settled.halt:
             self._unexpected_streak += 1
         elif settled.success:
@@ -148,6 +152,40 @@ class Settler:
                 now,
                 status=settled.statuses.get(outcome.reason or ""),
             )
+
+    def show(
+        self,
+        settled: Settled,
+        expired: Sequence[Delivery],
+        dropped: Sequence[tuple[Delivery, Outcome]],
+        retried: Sequence[tuple[Delivery, Outcome]],
+        now: float,
+    ) -> None:
+        """The live view (a set lookup when nobody watches the source): each event's outcome."""
+        tap = self._s.tap
+        source_id = self.snapshot.source_id
+        if tap is None or source_id not in tap.watched:
+            return
+        failed = ((LIVE_RETRIED, retried), (LIVE_DISCARDED, dropped), (LIVE_RETRIED, settled.halt))
+        count = (
+            len(settled.success)
+            + len(settled.filtered)
+            + len(expired)
+            + len(retried)
+            + len(dropped)
+            + len(settled.halt)
+        )
+        entries = outcome_entries(
+            self.snapshot,
+            self.health,
+            now,
+            settled.statuses,
+            settled.success,
+            settled.filtered,
+            expired,
+            failed,
+        )
+        tap.offer_outcomes(source_id, count, entries)
 
     def _count(self, outcome: str, count: int) -> None:
         DELIVERY_EVENTS.labels(self.snapshot.id, self.snapshot.type, outcome).inc(count)

@@ -167,6 +167,7 @@ class IntegrationWorker:
         DELIVERY_EVENTS.labels(snap.id, snap.type, RETRIED).inc(len(batch))
         self._s.metrics.add(snap.id, "retried", len(batch))
         self._s.journal.outcome(snap.subject, RETRIED, "internal_error", len(batch))
+        self._settler.show(Settled(), (), (), failed, time.time())
         # If the queue refuses the retry too, the batch's lease runs out and it comes back.
         with contextlib.suppress(Exception):
             await self._s.queue.retry(self.stream, batch, self._s.policy.delay(batch[0].attempts))

@@ -1,5 +1,7 @@
 """The live view of a source's events (`eventrelay tail`, the console's debugger): each accepted
-event with the routing decision per integration (queued, or filtered and why).
+event with the routing decision per integration (queued, or filtered and why) and, as workers
+settle it, its delivery outcome per integration (delivered, retried, discarded, filtered,
+expired; `delivery/live_outcomes.py`).
 
 Cost on the ingest path: with nobody listening, one set lookup per request (`source.id in
 tap.watched`); with a listener, a token-bucket check (at most `RATE` events a second per source
@@ -15,6 +17,11 @@ listener's process. A lease lasts `LEASE_SECONDS` and is renewed every `RENEW_SE
 process that starts asks for the current leases at once, and a listener that vanished without a
 word expires within seconds. Without a fan-out, everything stays in the process.
 
+Workers (in any process: every process that delivers has a tap too) offer outcomes the same
+way: one set lookup per settled batch when nobody listens; with a listener, a token bucket
+(`OUTCOME_RATE` outcomes a second per source and process, the rest counted as skipped) and a
+bounded deque; the background task serialises them, one entry per batch.
+
 A listener gets entries through a bounded buffer: when a client reads slower than events come,
 entries are skipped (and counted) rather than queued without end.
 """
@@ -23,11 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -42,12 +50,15 @@ log = logging.getLogger("eventrelay.live")
 
 RATE = 100.0  # events explained per second per source and process (a person reads far fewer)
 BURST = 200.0
+OUTCOME_RATE = 500.0  # outcomes a second per source and process (an event has one per integration)
+OUTCOME_BURST = 1_000.0
 MAX_PENDING = 256  # requests waiting to be explained; beyond, they are skipped
 LISTENER_BUFFER = 1_000  # entries a listener may have unread
 LEASE_SECONDS = 15.0
 RENEW_SECONDS = 5.0
 
 Accepted = Sequence[Message]  # the accepted events, as stored
+Outcomes = list[dict[str, Any]]  # settled outcomes of one batch (delivery/live_outcomes.py)
 
 
 class Listener:
@@ -57,13 +68,17 @@ class Listener:
         self.id = uuid.uuid4().hex
         self.source_id = source_id
         self.skipped = 0
+        self.skipped_outcomes = 0
         self._entries: asyncio.Queue[bytes] = asyncio.Queue(LISTENER_BUFFER)
 
     def put(self, entry: bytes) -> None:
         try:
             self._entries.put_nowait(entry)
         except asyncio.QueueFull:
-            self.skipped += 1
+            if entry.startswith(b'{"outcomes":'):
+                self.skipped_outcomes += 1  # an entry holds a batch: a lower bound
+            else:
+                self.skipped += 1
 
     async def next(self, timeout: float) -> bytes | None:
         """The next entry, or None after `timeout` seconds without one."""
@@ -74,6 +89,10 @@ class Listener:
 
     def take_skipped(self) -> int:
         count, self.skipped = self.skipped, 0
+        return count
+
+    def take_skipped_outcomes(self) -> int:
+        count, self.skipped_outcomes = self.skipped_outcomes, 0
         return count
 
 
@@ -111,6 +130,9 @@ class Tap:
         self._pending: deque[tuple[SourceEntry, Accepted]] = deque()
         self._skipped: Counter[str] = Counter()
         self._buckets: dict[str, tuple[float, float]] = {}  # source -> (tokens, at)
+        self._outcomes: deque[tuple[str, Outcomes]] = deque()
+        self._skipped_outcomes: Counter[str] = Counter()
+        self._outcome_buckets: dict[str, tuple[float, float]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._renewing: set[asyncio.Task[None]] = set()
@@ -155,7 +177,9 @@ class Tap:
     def offer(self, source: SourceEntry, accepted: Accepted) -> None:
         """Called by ingest, after the events are durable, only for watched sources."""
         allowed = (
-            self._allowance(source.id, len(accepted)) if len(self._pending) < MAX_PENDING else 0
+            _allowance(self._buckets, source.id, len(accepted), RATE, BURST)
+            if len(self._pending) < MAX_PENDING
+            else 0
         )
         if allowed < len(accepted):
             self._skipped[source.id] += len(accepted) - allowed
@@ -163,6 +187,24 @@ class Tap:
             self._pending.append(
                 (source, accepted[:allowed] if allowed < len(accepted) else accepted)
             )
+            self._wake.set()
+
+    # --- delivery side (a worker settled a batch) ------------------------------------------
+
+    def offer_outcomes(
+        self, source_id: str, count: int, outcomes: Iterable[dict[str, Any]]
+    ) -> None:
+        """Called by a worker after settling a batch, only for watched sources: `count`
+        outcomes, built lazily so that those sampled out cost nothing."""
+        allowed = (
+            _allowance(self._outcome_buckets, source_id, count, OUTCOME_RATE, OUTCOME_BURST)
+            if len(self._outcomes) < MAX_PENDING
+            else 0
+        )
+        if allowed < count:
+            self._skipped_outcomes[source_id] += count - allowed
+        if allowed:
+            self._outcomes.append((source_id, list(itertools.islice(outcomes, allowed))))
             self._wake.set()
 
     # --- listeners -------------------------------------------------------------------------
@@ -229,6 +271,14 @@ class Tap:
 
     def _on_events(self, source_id: str, payload: bytes) -> None:
         listeners = self._listeners.get(source_id, ())
+        if payload.startswith(b'{"skipped_outcomes":'):
+            try:
+                count = int(orjson.loads(payload)["skipped_outcomes"])
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                return
+            for listener in listeners:
+                listener.skipped_outcomes += count
+            return
         if payload.startswith(b'{"skipped":'):
             try:
                 count = int(orjson.loads(payload)["skipped"])
@@ -255,19 +305,14 @@ class Tap:
 
     # --- background ------------------------------------------------------------------------
 
-    def _allowance(self, source_id: str, wanted: int) -> int:
-        """Token bucket per source: how many of `wanted` events may be explained now."""
-        now = time.monotonic()
-        tokens, at = self._buckets.get(source_id, (BURST, now))
-        tokens = min(BURST, tokens + (now - at) * RATE)
-        allowed = min(wanted, int(tokens))
-        self._buckets[source_id] = (tokens - allowed, now)
-        return allowed
-
     async def _explain_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            while self._outcomes:
+                source_id, outcomes = self._outcomes.popleft()
+                entry = orjson.dumps({"outcomes": outcomes, "source_id": source_id})
+                await self._deliver(source_id, entry)
             while self._pending:
                 source, accepted = self._pending.popleft()
                 for message in accepted:
@@ -291,12 +336,16 @@ class Tap:
             except Exception as exc:
                 log.warning("live view: publish failed", extra={"error_type": type(exc).__name__})
 
-    async def _deliver_skipped(self, source_id: str, count: int) -> None:
+    async def _deliver_skipped(self, source_id: str, count: int, outcomes: bool = False) -> None:
         for listener in self._listeners.get(source_id, ()):
-            listener.skipped += count
+            if outcomes:
+                listener.skipped_outcomes += count
+            else:
+                listener.skipped += count
         if self._fanout is not None and source_id in self._leases:
+            notice = {"skipped_outcomes" if outcomes else "skipped": count}
             with contextlib.suppress(Exception):
-                await self._fanout.publish(source_id, orjson.dumps({"skipped": count}))
+                await self._fanout.publish(source_id, orjson.dumps(notice))
 
     async def _lease_loop(self) -> None:
         renewed = time.monotonic()
@@ -305,6 +354,9 @@ class Tap:
             skipped, self._skipped = self._skipped, Counter()
             for source_id, count in skipped.items():
                 await self._deliver_skipped(source_id, count)
+            skipped, self._skipped_outcomes = self._skipped_outcomes, Counter()
+            for source_id, count in skipped.items():
+                await self._deliver_skipped(source_id, count, outcomes=True)
             now = time.monotonic()
             for source, leases in list(self._leases.items()):
                 for listener_id, expiry in list(leases.items()):
@@ -316,3 +368,15 @@ class Tap:
             if self._fanout is not None and now - renewed >= RENEW_SECONDS:
                 renewed = now
                 await self._renew()
+
+
+def _allowance(
+    buckets: dict[str, tuple[float, float]], key: str, wanted: int, rate: float, burst: float
+) -> int:
+    """Token bucket per source: how many of `wanted` entries may be shown now."""
+    now = time.monotonic()
+    tokens, at = buckets.get(key, (burst, now))
+    tokens = min(burst, tokens + (now - at) * rate)
+    allowed = min(wanted, int(tokens))
+    buckets[key] = (tokens - allowed, now)
+    return allowed

@@ -7,7 +7,12 @@ Editor role or above: events carry personal data. Messages:
     event: event      one accepted event: {"source_id", "message_id", "type", "received_at",
                       "event", "routing": [{"integration_id", "name", "type",
                       "decision": "queued" | "filtered", "reason"?}]}
+    event: outcomes   delivery outcomes as workers settle them (any worker process), for events
+                      shown or not: {"source_id", "outcomes": [{"message_id", "integration_id",
+                      "name", "outcome": "delivered" | "retried" | "discarded" | "filtered" |
+                      "expired", "reason"?, "status"?, "message"?, "attempt", "at"}]}
     event: skipped    {"count"}: events not shown (sampling, or this client reading too slowly)
+    event: outcomes_skipped  {"count"}: outcomes not shown (at least that many)
     : keepalive       a comment every 15 s
 
 The view samples (see routing/tap.py): it shows what arrives, it is not an export.
@@ -90,15 +95,19 @@ class LiveStream(Response):
         self._names_at = time.monotonic()
         return listed
 
-    async def _named(self, entry: bytes) -> bytes:
+    async def _named(self, entry: bytes) -> tuple[str, bytes]:
+        """(SSE event name, data): an explained event or a batch of outcomes, named."""
         data: dict[str, Any] = orjson.loads(entry)
-        routing = data.get("routing") or []
-        unknown = any(d["integration_id"] not in self._names for d in routing)
+        kind = "outcomes" if "outcomes" in data else "event"
+        items = data.get("outcomes") if kind == "outcomes" else data.get("routing")
+        items = items or []
+        unknown = any(d["integration_id"] not in self._names for d in items)
         if unknown and time.monotonic() - self._names_at > NAMES_REFRESH_SECONDS:
             await self._refresh_names()
-        for decision in routing:
-            decision["name"] = self._names.get(decision["integration_id"])
-        return orjson.dumps(data)
+        for item in items:
+            # The worker's name may be older than the console's list; the list wins.
+            item["name"] = self._names.get(item["integration_id"], item.get("name"))
+        return kind, orjson.dumps(data)
 
     async def _stream(self, listener: Listener, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
@@ -112,8 +121,11 @@ class LiveStream(Response):
             skipped = listener.take_skipped()
             if skipped:
                 chunk += _message("skipped", orjson.dumps({"count": skipped}))
+            skipped = listener.take_skipped_outcomes()
+            if skipped:
+                chunk += _message("outcomes_skipped", orjson.dumps({"count": skipped}))
             if entry is not None:
-                chunk += _message("event", await self._named(entry))
+                chunk += _message(*await self._named(entry))
             idle = 0.0 if chunk else idle + 1.0
             if idle >= KEEPALIVE_SECONDS:
                 chunk, idle = b": keepalive\n\n", 0.0
