@@ -132,3 +132,37 @@ async def test_a_stored_config_no_longer_valid_puts_the_integration_in_error(
         assert r.status_code == 200, r.text
         await sink.wait_for(lambda: len(sink.requests) == 1)
         assert sink.requests[0].headers["X-Api-Key"] == "k-2"
+
+
+async def test_an_unconfirmed_acknowledgement_leaves_the_delivery_counted_as_delivered(
+    settings: Settings, sink: Sink
+) -> None:
+    """The vendor accepted the event but the queue could not confirm its ack (NATS restarting,
+    a full disk): it counts as delivered, not as retried (it may come back after its lease)."""
+    async with running_pipeline(settings) as pipe:
+        queue = pipe.api.runtime.queue
+        assert queue is not None
+        real_ack = queue.ack
+        refused: list[int] = []
+
+        async def ack_once_refused(stream: str, deliveries: Any) -> None:
+            if not refused:
+                refused.append(len(deliveries))
+                raise ConnectionError("queue away")
+            await real_ack(stream, deliveries)
+
+        queue.ack = ack_once_refused  # type: ignore[method-assign]
+        src = await pipe.api.make_source()
+        integration = await pipe.api.make_integration(
+            src["id"], type="webhook", config={"url": sink.url + "/hook"}
+        )
+        await pipe.track(src["write_key"])
+
+        async def counted() -> dict[str, Any] | None:
+            m = await pipe.metrics(integration["id"])
+            return m if m.get("successes") == 1 else None
+
+        m = await pipe.eventually(counted)
+        assert refused == [1]
+        assert m.get("retried", 0) == 0
+        assert (await pipe.integration(integration["id"]))["status"] == "active"

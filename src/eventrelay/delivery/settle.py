@@ -4,9 +4,10 @@ and the integration's health (last delivery, failure window, error state)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from eventrelay.delivery.health import IntegrationHealth
@@ -17,6 +18,8 @@ from eventrelay.delivery.services import Services, Snapshot
 from eventrelay.destinations.base import Outcome, OutcomeKind
 from eventrelay.queue.base import Delivery
 from eventrelay.telemetry import DELIVERY_EVENTS
+
+log = logging.getLogger("eventrelay.delivery")
 
 # Batches in a row that fail with an unexpected error (a bug in building, sending or reading
 # the vendor's answer, not the vendor refusing) before the integration enters the error state.
@@ -72,7 +75,7 @@ class Settler:
         )
         now = time.time()
         if settled.success:
-            await queue.ack(snap.id, settled.success)
+            await self._tell(queue.ack(snap.id, settled.success), "ack", settled.success)
             first = sum(1 for d in settled.success if d.attempts == 1)
             metrics.add(snap.id, "success_first_attempt", first)
             metrics.add(snap.id, "success_after_retry", len(settled.success) - first)
@@ -80,7 +83,8 @@ class Settler:
             self.latencies("time_to_success", settled.success, now)
             await self.health.success(now)
         if settled.filtered:
-            await queue.terminate(snap.id, [d for d, _ in settled.filtered])
+            filtered = [d for d, _ in settled.filtered]
+            await self._tell(queue.terminate(snap.id, filtered), "terminate", filtered)
             for _, reason in settled.filtered:
                 metrics.add(snap.id, "filtered", key=reason)
             self._count(FILTERED, len(settled.filtered))
@@ -98,18 +102,19 @@ class Settler:
                 retry_groups[round(delay, 1)].append(delivery)
                 retried.append((delivery, outcome))
         if expired:
-            await queue.terminate(snap.id, expired)
+            await self._tell(queue.terminate(snap.id, expired), "terminate", expired)
             metrics.add(snap.id, "expired", len(expired))
             self._count(EXPIRED, len(expired))
             journal.outcome(snap.subject, EXPIRED, "max_age", len(expired))
         if dropped:
-            await queue.terminate(snap.id, [d for d, _ in dropped])
+            discarded = [d for d, _ in dropped]
+            await self._tell(queue.terminate(snap.id, discarded), "terminate", discarded)
             for _, outcome in dropped:
                 metrics.add(snap.id, "discarded", key=outcome.reason or "unknown")
             self._count(DISCARDED, len(dropped))
             self._journal(DISCARDED, dropped, settled)
         for delay, group in retry_groups.items():
-            await queue.retry(snap.id, group, delay)
+            await self._tell(queue.retry(snap.id, group, delay), "retry", group)
             metrics.add(snap.id, "retried", len(group))
         if retried:
             self._count(RETRIED, len(retried))
@@ -124,7 +129,8 @@ class Settler:
             # other batch of this worker is sent meanwhile, and the halted events wait long
             # enough for every worker process to hear of the error state.
             self.health.halting = True
-            await queue.retry(snap.id, [d for d, _ in settled.halt], HALT_RETRY_DELAY)
+            halted = [d for d, _ in settled.halt]
+            await self._tell(queue.retry(snap.id, halted, HALT_RETRY_DELAY), "retry", halted)
             metrics.add(snap.id, "retried", len(settled.halt))
             self._count(RETRIED, len(settled.halt))
             _, outcome = settled.halt[0]
@@ -186,6 +192,24 @@ class Settler:
             failed,
         )
         tap.offer_outcomes(source_id, count, entries)
+
+    async def _tell(self, settling: Awaitable[None], how: str, events: Sequence[Delivery]) -> None:
+        """Settle with the queue. The outcome stands whether or not the queue confirms it (NATS
+        restarting, a full disk): the vendor did accept or refuse these events, so they are
+        counted as what happened, not as retried. Unconfirmed, they come back after their lease
+        (at-least-once): a success may then be delivered again."""
+        try:
+            await settling
+        except Exception as exc:
+            log.warning(
+                "the queue did not confirm a settlement; the events come back after their lease",
+                extra={
+                    "integration_id": self.snapshot.id,
+                    "settlement": how,
+                    "events": len(events),
+                    "error_type": type(exc).__name__,
+                },
+            )
 
     def _count(self, outcome: str, count: int) -> None:
         DELIVERY_EVENTS.labels(self.snapshot.id, self.snapshot.type, outcome).inc(count)
