@@ -62,19 +62,37 @@ class OrgRules:
         return None
 
     def scrub(self, event: Event) -> Event:
+        # One copy-on-write pass: the event and each object on a changed path are copied once,
+        # on the first change (a few µs per event: this runs at ingest).
+        out: Event | None = None
+        copied: set[int] = set()
         for path in self.redacted:
-            event = paths.delete_path(event, path)
+            parent = _parent(out if out is not None else event, path)
+            if parent is None or path[-1] not in parent:
+                continue
+            if out is None:
+                out = dict(event)
+                copied.add(id(out))
+            writable = _writable(out, path, copied)
+            assert writable is not None
+            del writable[path[-1]]
         for path in self.hashed:
-            value = paths.get(event, path)
+            parent = _parent(out if out is not None else event, path)
+            value = parent.get(path[-1], MISSING) if parent is not None else MISSING
             if value is MISSING or value is None or isinstance(value, bool):
                 continue
+            if out is None:
+                out = dict(event)
+                copied.add(id(out))
+            writable = _writable(out, path, copied)
+            assert writable is not None
             if isinstance(value, str):
-                event = paths.set_path(event, path, hash_text(value))
+                writable[path[-1]] = hash_text(value)
             elif isinstance(value, int | float):
-                event = paths.set_path(event, path, hash_text(orjson.dumps(value).decode()))
+                writable[path[-1]] = hash_text(orjson.dumps(value).decode())
             else:
-                event = paths.delete_path(event, path)
-        return event
+                del writable[path[-1]]  # an object or an array: no single text to hash
+        return out if out is not None else event
 
     def apply(self, event: Event) -> tuple[Event | None, str | None]:
         """(the event after redaction and hashing, None) or (None, the drop rule)."""
@@ -82,6 +100,30 @@ class OrgRules:
         if rule is not None:
             return None, rule
         return self.scrub(event), None
+
+
+def _parent(event: Event, path: Path) -> dict[str, Any] | None:
+    """The object holding `path`'s last key, or None when the way is not all objects."""
+    node: Any = event
+    for key in path[:-1]:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else None
+
+
+def _writable(out: Event, path: Path, copied: set[int]) -> dict[str, Any] | None:
+    """`path`'s parent in `out`, the objects on the way copied (once) so that nothing shared
+    with the input changes."""
+    node = out
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            return None
+        if id(child) not in copied:
+            child = dict(child)
+            node[key] = child
+            copied.add(id(child))
+        node = child
+    return node
 
 
 def hash_text(text: str) -> str:
