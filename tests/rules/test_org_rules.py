@@ -62,7 +62,7 @@ def test_redact_and_hash_nested_paths_without_touching_the_input() -> None:
     )
     out, rule = rules.apply(EVENT)
     assert rule is None and out is not None
-    assert EVENT == before  # shared objects (a batch's context) are never modified
+    assert before == EVENT  # shared objects (a batch's context) are never modified
     assert out["userId"] == sha("user-42")
     # Numbers are hashed as their JSON text; booleans are left as they are.
     assert out["properties"] == {"order_ref": sha("1234"), "total": sha("59.9"), "vip": True}
