@@ -208,3 +208,38 @@ async def test_the_live_view_shows_dropped_events_as_filtered_by_org_rule(
     assert by_agent[HUMAN]["routing"][0]["decision"] == "queued"
     # What the view shows is what was stored: hashed, dropped or not.
     assert {e["event"]["userId"] for e in entries} == {sha("user-42")}
+
+
+async def test_stored_rules_that_no_longer_compile_refuse_ingest(
+    pipe: Pipeline, sink: Sink
+) -> None:
+    """Rules saved under an older, laxer engine: fail closed (503, SDKs retry) rather than store
+    events the operator wanted redacted."""
+    from eventrelay.bus import Change
+    from eventrelay.routing.directory import UNUSABLE
+    from eventrelay.store import orgs
+
+    src, _ = await hooked(pipe, sink)
+    rt = pipe.api.runtime
+    org_id = (await pipe.api.get("/v1/admin/organization")).json()["id"]
+    async with rt.db.transaction() as conn:
+        await orgs.set_rules(conn, org_id, {"redact": ["properties..email"]})
+    await rt.bus.publish(Change("org", org_id))
+    directory = rt.directory
+    assert directory is not None
+
+    async def unusable() -> bool:
+        entry = directory.by_id(src["id"])
+        return entry is not None and entry.org_rules is UNUSABLE
+
+    await pipe.eventually(unusable)
+    r = await pipe.ingest("/v1/track", src["write_key"], event(HUMAN))
+    assert r.status_code == 503, r.text
+    assert (await pipe.api.put(PATH, json={"redact": ["properties.email"]})).status_code == 200
+    await pipe.eventually(lambda: _accepts(pipe, src["write_key"]))
+    await sink.wait_for(lambda: len(sink.events()) == 1)
+
+
+async def _accepts(pipe: Pipeline, write_key: str) -> bool:
+    r = await pipe.ingest("/v1/track", write_key, event(HUMAN))
+    return r.status_code == 200
