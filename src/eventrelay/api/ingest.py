@@ -10,10 +10,17 @@ In a batch, valid events are accepted and invalid ones reported by index; only a
 valid event at all is refused (400). An event that cannot be processed (nesting deeper than the
 JSON encoder takes, a timestamp its clock-skew correction moves out of range, anything else it
 trips) is rejected alone: it never fails the rest of its request.
+
+The organisation's rules (rules/org.py) apply after normalisation and before the event is
+stored: an event a drop condition matches is never stored (it is counted, per integration of
+the source, as filtered with reason `org_rule`, and the request still succeeds: it was a valid
+event an operator chose to drop), and redacted or hashed values never reach the log. With no
+rules, the cost is one attribute check per request.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -44,8 +51,9 @@ from eventrelay.api.ingest_http import (
 from eventrelay.api.sdk_config import rudder_source_config, segment_settings, settings_write_key
 from eventrelay.core.events import InvalidEvent, Received, normalize, parse_sent_at
 from eventrelay.queue.base import Message
-from eventrelay.routing.directory import SourceEntry
+from eventrelay.routing.directory import UNUSABLE, SourceEntry
 from eventrelay.routing.router import admit
+from eventrelay.rules import ORG_RULE, OrgRules
 from eventrelay.runtime import Runtime
 from eventrelay.telemetry import INGEST_EVENTS, INGEST_REQUESTS
 from eventrelay.timeutil import iso_from_epoch_ms
@@ -200,13 +208,17 @@ class IngestApp:
             raise Refused(403, "origin_not_allowed", "this origin may not send to this source")
         ip = self._clients.of(scope)
         received_at = Received.at(datetime.now(UTC))
+        drops = None
+        if source.org_rules is not None:
+            drops = self._drops(source, source.org_rules)
         if kind == "batch":
-            accepted, rejected = self._batch(payload, received_at, ip)
+            accepted, rejected = self._batch(payload, received_at, ip, drops)
         else:
-            accepted, rejected = self._single(payload, kind, received_at, ip)
+            accepted, rejected = self._single(payload, kind, received_at, ip, drops)
         if rejected:
             INGEST_EVENTS.labels(source.id, "rejected").inc(len(rejected))
-        if not accepted:
+        dropped = drops.count if drops is not None else 0
+        if not accepted and not dropped:
             details = [{"field": r["field"], "message": r["message"]} for r in rejected]
             message = (
                 rejected[0]["message"] if len(rejected) == 1 else "no valid event in the batch"
@@ -217,14 +229,24 @@ class IngestApp:
         # The parsed body is not needed past here: freed before waiting for durability, so
         # requests in flight hold only their events' JSON (and the collector has less to scan).
         del payload
-        await self._store(source, accepted)
+        await self._store(source, accepted, drops)
         INGEST_EVENTS.labels(source.id, "accepted").inc(len(accepted))
+        if dropped:
+            INGEST_EVENTS.labels(source.id, "filtered").inc(dropped)
         if rejected:
-            return orjson.dumps({"success": True, "accepted": len(accepted), "rejected": rejected})
+            # Dropped events were valid: accepted, as far as the sender is concerned.
+            body = {"success": True, "accepted": len(accepted) + dropped, "rejected": rejected}
+            return orjson.dumps(body)
         return _OK
 
+    def _drops(self, source: SourceEntry, rules: OrgRules) -> Drops:
+        if rules is UNUSABLE:
+            raise Refused(503, "unavailable", "events could not be stored; retry later")
+        tap = self._rt.tap
+        return Drops(rules, tap is not None and source.id in tap.watched)
+
     def _batch(
-        self, payload: dict[str, Any], received_at: Received, ip: str | None
+        self, payload: dict[str, Any], received_at: Received, ip: str | None, drops: Drops | None
     ) -> tuple[list[Message], list[dict[str, Any]]]:
         batch = payload.get("batch")
         if not isinstance(batch, list):
@@ -246,33 +268,72 @@ class IngestApp:
         if sent_at is not None:
             received_at = Received(received_at.ms, received_at.iso, iso_from_epoch_ms(sent_at))
         return _normalize_all(
-            enumerate(batch), received_at, None, sent_at, context, integrations, "batch.", ip
+            enumerate(batch), received_at, None, sent_at, context, integrations, "batch.", ip, drops
         )
 
     def _single(
-        self, payload: dict[str, Any], kind: str, received_at: Received, ip: str | None
+        self,
+        payload: dict[str, Any],
+        kind: str,
+        received_at: Received,
+        ip: str | None,
+        drops: Drops | None,
     ) -> tuple[list[Message], list[dict[str, Any]]]:
-        return _normalize_all([(0, payload)], received_at, kind, None, None, None, "", ip)
+        return _normalize_all([(0, payload)], received_at, kind, None, None, None, "", ip, drops)
 
-    async def _store(self, source: SourceEntry, accepted: list[Message]) -> None:
+    async def _store(
+        self, source: SourceEntry, accepted: list[Message], drops: Drops | None
+    ) -> None:
         rt = self._rt
         # Stored once in the source's log, however many integrations read it (routing.router).
         admitted = admit(source)
         assert rt.queue is not None and rt.metrics is not None
-        try:
-            await rt.queue.publish(source.id, accepted, admitted.skip)
-        except Exception as exc:
-            log.error("queue publish failed", extra={"error_type": type(exc).__name__})
-            raise Refused(503, "unavailable", "events could not be stored; retry later") from None
+        if accepted:  # empty when organisation rules dropped every event of the request
+            try:
+                await rt.queue.publish(source.id, accepted, admitted.skip)
+            except Exception as exc:
+                log.error("queue publish failed", extra={"error_type": type(exc).__name__})
+                raise Refused(
+                    503, "unavailable", "events could not be stored; retry later"
+                ) from None
         now = time.time()
         count = len(accepted)
-        for integration_id in admitted.readers:
-            rt.metrics.add(integration_id, "queued", count, at=now)
-        for integration_id, reason in admitted.filtered:
-            rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
+        if count:
+            for integration_id in admitted.readers:
+                rt.metrics.add(integration_id, "queued", count, at=now)
+            for integration_id, reason in admitted.filtered:
+                rt.metrics.add(integration_id, "filtered", count, key=reason, at=now)
+        if drops is not None and drops.count:
+            # Dropped before any integration's rules: counted for every one of the source.
+            for target in source.routes:
+                rt.metrics.add(target.integration_id, "filtered", drops.count, key=ORG_RULE, at=now)
         tap = rt.tap  # live view (tail, console): one set lookup per request when nobody listens
         if tap is not None and source.id in tap.watched:
-            tap.offer(source, accepted)
+            tap.offer(source, accepted, drops.shown if drops is not None and drops.shown else ())
+
+
+class Drops:
+    """Organisation rules at work on one request: how many events they dropped and, when
+    someone follows the source in the live view, those events (redacted and hashed too)."""
+
+    __slots__ = ("count", "rules", "shown")
+
+    def __init__(self, rules: OrgRules, show: bool) -> None:
+        self.rules = rules
+        self.count = 0
+        self.shown: list[Message] | None = [] if show else None
+
+    def judge(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The event to store (redacted and hashed), or None when a drop condition matched."""
+        rules = self.rules
+        if rules.drops and rules.decide(event) is not None:
+            if self.shown is not None:
+                scrubbed = rules.scrub(event)
+                with contextlib.suppress(orjson.JSONEncodeError):  # then it is not shown
+                    self.shown.append(Message(scrubbed["messageId"], orjson.dumps(scrubbed)))
+            self.count += 1
+            return None
+        return rules.scrub(event)
 
 
 def _lenient_json(raw: bytes, error: orjson.JSONDecodeError) -> Any:
@@ -299,6 +360,7 @@ def _normalize_all(
     integrations: dict[str, Any] | None,
     prefix: str,
     ip: str | None,
+    drops: Drops | None = None,
 ) -> tuple[list[Message], list[dict[str, Any]]]:
     accepted: list[Message] = []
     rejected: list[dict[str, Any]] = []
@@ -313,6 +375,11 @@ def _normalize_all(
                     event["context"] = {"ip": ip}
                 elif not event_context.get("ip"):
                     event_context["ip"] = ip
+            if drops is not None:
+                kept = drops.judge(event)
+                if kept is None:
+                    continue  # dropped by an organisation rule: never stored, counted
+                event = kept
             raw = orjson.dumps(event)
         except InvalidEvent as exc:
             field = f"{where}{exc.error.field}".rstrip(".") or "body"

@@ -14,8 +14,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventrelay.errors import validation_error
-from eventrelay.rules import CompiledRules, Decision, RulesInvalid, compile_rules
+from eventrelay.errors import ApiError, validation_error
+from eventrelay.rules import (
+    CompiledRules,
+    Decision,
+    OrgRules,
+    RulesInvalid,
+    compile_org_rules,
+    compile_rules,
+)
 
 RULES_KEY = "rules"
 
@@ -26,21 +33,33 @@ def split_rules(config: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     return vendor, config.get(RULES_KEY)
 
 
+def _as_422(exc: RulesInvalid, prefix: str) -> ApiError:
+    return validation_error(
+        [
+            {
+                "field": ".".join(p for p in (prefix, e.field) if p) or "body",
+                "message": e.message
+                + (f" (at position {e.position})" if e.position is not None else ""),
+                **({"position": e.position} if e.position is not None else {}),
+            }
+            for e in exc.errors
+        ]
+    )
+
+
 def compile_or_422(raw: Any, prefix: str) -> CompiledRules:
     try:
         return compile_rules(raw)
     except RulesInvalid as exc:
-        raise validation_error(
-            [
-                {
-                    "field": f"{prefix}.{e.field}" if e.field else prefix,
-                    "message": e.message
-                    + (f" (at position {e.position})" if e.position is not None else ""),
-                    **({"position": e.position} if e.position is not None else {}),
-                }
-                for e in exc.errors
-            ]
-        ) from None
+        raise _as_422(exc, prefix) from None
+
+
+def org_rules_or_422(raw: Any, prefix: str = "") -> OrgRules:
+    """Organisation rules (rules.org) as PUT: a 422 naming the field (`drop.1`) and position."""
+    try:
+        return compile_org_rules(raw)
+    except RulesInvalid as exc:
+        raise _as_422(exc, prefix) from None
 
 
 async def validate(raw: Any, prefix: str = "config.rules") -> None:

@@ -36,9 +36,17 @@ from eventrelay.destinations.loading import FileDestination
 from eventrelay.errors import ApiError, not_found, validation_details, validation_error
 from eventrelay.logs import Redactor, redact
 from eventrelay.routing.selection import selection_of, type_keys
-from eventrelay.rules import Decision, RulesInvalid, compile_rules
+from eventrelay.rules import (
+    ORG_RULE,
+    Decision,
+    OrgRules,
+    RulesInvalid,
+    compile_org_rules,
+    compile_rules,
+)
 from eventrelay.runtime import Runtime
 from eventrelay.store import integrations as store
+from eventrelay.store import orgs
 from eventrelay.store.tables import sources as sources_table
 
 MAX_PREVIEW_BODY = 64 * 1024
@@ -164,10 +172,32 @@ def _decide(raw: Any, events: list[dict[str, Any]]) -> list[Decision]:
         compiled.close()
 
 
+async def _org_rules(rt: Runtime, org_id: str) -> OrgRules | None:
+    """The organisation's rules, as ingest applies them before any integration's."""
+    async with rt.db.read() as conn:
+        org = await orgs.get(conn, org_id)
+    if org is None or not org["rules"]:
+        return None
+    try:
+        compiled = compile_org_rules(org["rules"])
+    except RulesInvalid as exc:
+        details = [
+            {"field": f"rules.{e.field}".rstrip("."), "message": e.message} for e in exc.errors
+        ]
+        raise ApiError(
+            409,
+            "invalid_stored_config",
+            "the organisation's stored rules are no longer valid; save them again",
+            details,
+        ) from None
+    return None if compiled.empty else compiled
+
+
 async def preview(
     rt: Runtime, org_id: str, integration_id: str, body: PreviewBody
 ) -> dict[str, Any]:
     row, destination, settings, secrets, consent_default = await _load(rt, org_id, integration_id)
+    org_rules = await _org_rules(rt, org_id)
     wrapper, raw_events = body.events()
     if not raw_events:
         raise validation_error([{"field": wrapper, "message": "give at least one event"}])
@@ -184,6 +214,12 @@ async def preview(
         where = f"batch.{index}" if wrapper == "batch" else wrapper
         try:
             event = normalize(dict(raw), received)
+            if org_rules is not None:  # as at ingest: before routing and the integration's rules
+                kept, rule = org_rules.apply(event)
+                if kept is None:
+                    filtered.append({"index": index, "reason": ORG_RULE, "rule": rule})
+                    continue
+                event = kept
             record = EventRecord.from_event(event)
         except InvalidEvent as exc:
             errors.append(

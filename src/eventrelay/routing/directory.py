@@ -1,7 +1,8 @@
 """The in-memory view of sources and integrations that ingest routes with.
 
 Loaded from the database at start and reloaded whenever the config bus reports a change (and
-every 30 s as a safety net), so no event ever costs a database query.
+every 30 s as a safety net), so no event ever costs a database query. An organisation's rules (rules/org.py) are compiled
+here, once per reload, and shared by the entries of its sources.
 """
 
 from __future__ import annotations
@@ -14,13 +15,19 @@ from dataclasses import dataclass
 from eventrelay.bus import Change, ConfigBus
 from eventrelay.destinations import registry
 from eventrelay.routing.selection import type_keys
+from eventrelay.rules import OrgRules, RulesInvalid, compile_org_rules
 from eventrelay.store import integrations as integration_store
+from eventrelay.store import orgs as org_store
 from eventrelay.store import sources as source_store
 from eventrelay.store.db import Database
 from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.directory")
 REFRESH_SECONDS = 30.0
+
+# Stands for stored organisation rules that no longer compile (a stricter engine): ingest
+# refuses with a 503, so SDKs keep the events and retry, rather than send unredacted data.
+UNUSABLE = OrgRules([], [], [], {})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,9 @@ class SourceEntry:
     consent_default: str
     allowed_origins: tuple[str, ...]
     routes: tuple[Route, ...]
+    # The organisation's rules, applied at ingest before any integration's; None: it has none
+    # (the common case costs ingest this one attribute check).
+    org_rules: OrgRules | None = None
 
     def allows_origin(self, origin: str) -> bool:
         return "*" in self.allowed_origins or origin.rstrip("/") in self.allowed_origins
@@ -100,6 +110,8 @@ class Directory:
             async with self._db.read() as conn:
                 sources = await source_store.all_live_with_keys(conn)
                 rows = await integration_store.all_live(conn)
+                raw_org_rules = await org_store.all_rules(conn)
+            org_rules = {org_id: _org_rules(org_id, raw) for org_id, raw in raw_org_rules.items()}
             routes: dict[str, list[Route]] = {}
             for row in rows:
                 destination = registry.get(row["type"])
@@ -127,6 +139,7 @@ class Directory:
                     consent_default=source["consent_default"],
                     allowed_origins=tuple(source["allowed_origins"]),
                     routes=tuple(routes.get(source["id"], ())),
+                    org_rules=org_rules.get(source["org_id"]),
                 )
                 by_id[entry.id] = entry
                 for key, expires_at in keys:
@@ -134,3 +147,16 @@ class Directory:
                     if expires_at is not None:
                         key_expiry[key] = expires_at.timestamp()
             self._by_key, self._by_id, self._key_expiry = by_key, by_id, key_expiry
+
+
+def _org_rules(org_id: str, raw: object) -> OrgRules | None:
+    try:
+        compiled = compile_org_rules(raw)
+    except RulesInvalid as exc:
+        log.error(
+            "organisation rules no longer compile: ingest refuses its events until they are"
+            " saved again",
+            extra={"org_id": org_id, "error": str(exc)},
+        )
+        return UNUSABLE
+    return None if compiled.empty else compiled

@@ -43,7 +43,8 @@ import orjson
 from eventrelay.bus.live import Fanout
 from eventrelay.queue.base import Message
 from eventrelay.routing.directory import SourceEntry
-from eventrelay.routing.router import route
+from eventrelay.routing.router import Routed, route
+from eventrelay.rules import ORG_RULE
 from eventrelay.tasks import stop_task
 
 log = logging.getLogger("eventrelay.live")
@@ -96,10 +97,17 @@ class Listener:
         return count
 
 
-def explain(source: SourceEntry, event: dict[str, Any], raw: bytes) -> dict[str, Any]:
-    """One entry: the event as accepted and, per integration of the source, the decision."""
-    routed = route(source, [(event, raw)])
-    reasons = {integration: reason for integration, reason in routed.filtered}
+def explain(
+    source: SourceEntry, event: dict[str, Any], raw: bytes, dropped: bool = False
+) -> dict[str, Any]:
+    """One entry: the event as accepted and, per integration of the source, the decision.
+    `dropped`: an organisation rule dropped it at ingest (filtered for every integration)."""
+    if dropped:
+        routed = Routed()
+        reasons = {target.integration_id: ORG_RULE for target in source.routes}
+    else:
+        routed = route(source, [(event, raw)])
+        reasons = {integration: reason for integration, reason in routed.filtered}
     decisions = []
     for target in source.routes:
         decision: dict[str, Any] = {"integration_id": target.integration_id, "type": target.type}
@@ -127,7 +135,8 @@ class Tap:
         self._fanout = fanout
         self._listeners: dict[str, set[Listener]] = {}
         self._leases: dict[str, dict[str, float]] = {}  # remote: source -> listener -> expiry
-        self._pending: deque[tuple[SourceEntry, Accepted]] = deque()
+        # (source entry, accepted events, events organisation rules dropped)
+        self._pending: deque[tuple[SourceEntry, Accepted, Accepted]] = deque()
         self._skipped: Counter[str] = Counter()
         self._buckets: dict[str, tuple[float, float]] = {}  # source -> (tokens, at)
         self._outcomes: deque[tuple[str, Outcomes]] = deque()
@@ -174,19 +183,21 @@ class Tap:
 
     # --- ingest side (hot path) ------------------------------------------------------------
 
-    def offer(self, source: SourceEntry, accepted: Accepted) -> None:
-        """Called by ingest, after the events are durable, only for watched sources."""
+    def offer(self, source: SourceEntry, accepted: Accepted, dropped: Accepted = ()) -> None:
+        """Called by ingest, after the events are durable, only for watched sources; `dropped`
+        are the events organisation rules dropped (shown as filtered: org_rule)."""
+        wanted = len(accepted) + len(dropped)
         allowed = (
-            _allowance(self._buckets, source.id, len(accepted), RATE, BURST)
+            _allowance(self._buckets, source.id, wanted, RATE, BURST)
             if len(self._pending) < MAX_PENDING
             else 0
         )
-        if allowed < len(accepted):
-            self._skipped[source.id] += len(accepted) - allowed
+        if allowed < wanted:
+            self._skipped[source.id] += wanted - allowed
         if allowed:
-            self._pending.append(
-                (source, accepted[:allowed] if allowed < len(accepted) else accepted)
-            )
+            if allowed < wanted:
+                accepted, dropped = accepted[:allowed], dropped[: max(0, allowed - len(accepted))]
+            self._pending.append((source, accepted, dropped))
             self._wake.set()
 
     # --- delivery side (a worker settled a batch) ------------------------------------------
@@ -314,11 +325,12 @@ class Tap:
                 entry = orjson.dumps({"outcomes": outcomes, "source_id": source_id})
                 await self._deliver(source_id, entry)
             while self._pending:
-                source, accepted = self._pending.popleft()
-                for message in accepted:
+                source, accepted, dropped = self._pending.popleft()
+                shown = [(m, False) for m in accepted] + [(m, True) for m in dropped]
+                for message, was_dropped in shown:
                     try:
                         raw = message.data
-                        entry = orjson.dumps(explain(source, orjson.loads(raw), raw))
+                        entry = orjson.dumps(explain(source, orjson.loads(raw), raw, was_dropped))
                     except Exception as exc:  # never let one odd event stop the view
                         log.warning(
                             "live view: entry failed", extra={"error_type": type(exc).__name__}

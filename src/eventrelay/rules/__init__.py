@@ -8,10 +8,22 @@ A self-contained engine (no imports from the rest of eventrelay) so that deliver
 - `spec.compile_rules` validates an integration's `rules` (errors carry field and position)
   and returns `CompiledRules`, whose `apply(event)` says deliver (the events after rules) or
   filtered (with the reason and the rule that decided).
+- `org.compile_org_rules` compiles an organisation's rules (drop, redact, hash), applied at
+  ingest before any integration's.
 """
 
 from eventrelay.rules.engine import CompiledRules, Decision
 from eventrelay.rules.errors import RuleError, RulesInvalid
+from eventrelay.rules.org import ORG_RULE, OrgRules, compile_org_rules
 from eventrelay.rules.spec import compile_rules
 
-__all__ = ["CompiledRules", "Decision", "RuleError", "RulesInvalid", "compile_rules"]
+__all__ = [
+    "ORG_RULE",
+    "CompiledRules",
+    "Decision",
+    "OrgRules",
+    "RuleError",
+    "RulesInvalid",
+    "compile_org_rules",
+    "compile_rules",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import null, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from eventrelay.core.consent import DEFAULT_CATEGORIES
@@ -52,3 +52,20 @@ async def set_categories(conn: AsyncConnection, org_id: str, categories: Sequenc
         .where(organizations.c.id == org_id)
         .values(consent_categories=list(categories), updated_at=utcnow())
     )
+
+
+async def set_rules(conn: AsyncConnection, org_id: str, rules: Mapping[str, Any] | None) -> None:
+    """Organisation-wide rules as validated (rules.org); None removes them."""
+    await conn.execute(
+        update(organizations)
+        .where(organizations.c.id == org_id)
+        .values(rules=dict(rules) if rules is not None else null(), updated_at=utcnow())
+    )
+
+
+async def all_rules(conn: AsyncConnection) -> dict[str, Any]:
+    """org id -> its rules, for the organisations that have any (the ingest directory)."""
+    query = select(organizations.c.id, organizations.c.rules).where(
+        organizations.c.rules.is_not(None)
+    )
+    return {row.id: row.rules for row in await conn.execute(query) if row.rules}

@@ -82,6 +82,8 @@ organizations = Table(
     Column("consent_categories", JSONType, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Organisation-wide rules (drop, redact, hash) applied at ingest; null: none.
+    Column("rules", JSONType),
 )
 
 tokens = Table(

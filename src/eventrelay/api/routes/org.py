@@ -1,4 +1,5 @@
-"""/v1/admin/organization: the calling token's organisation and its consent categories."""
+"""/v1/admin/organization: the calling token's organisation, its consent categories and its
+organisation-wide rules (drop, redact, hash; applied at ingest, rules/org.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from eventrelay.api.deps import Admin, Principal, Viewer, runtime_of
 from eventrelay.api.schemas import ERROR_RESPONSES, Organization
 from eventrelay.bus import Change
 from eventrelay.control.common import diff
+from eventrelay.control.rules import org_rules_or_422
 from eventrelay.store import audit, orgs
 from eventrelay.timeutil import iso_seconds
 
@@ -70,3 +72,70 @@ async def update_organization(
     assert fresh is not None
     await rt.bus.publish(Change("org", who.org_id))
     return present(fresh)
+
+
+Condition = str | dict[str, Any]
+
+
+class OrganizationRules(BaseModel):
+    """Applied at ingest to every event of the organisation, before any integration's rules."""
+
+    model_config = ConfigDict(extra="forbid")
+    drop: list[Condition] = Field(
+        default_factory=list,
+        description="Conditions (FQL or the structured form): an event any of them matches is"
+        " dropped, never stored.",
+    )
+    redact: list[str] = Field(
+        default_factory=list, description="Paths removed from every event (properties.email)."
+    )
+    hash: list[str] = Field(
+        default_factory=list,
+        description="Paths whose string or number value is replaced by its SHA-256 hex digest.",
+    )
+
+
+@router.get(
+    "/rules",
+    response_model=OrganizationRules,
+    summary="The organisation's rules (applied at ingest to every event)",
+)
+async def get_rules(request: Request, who: Principal = Viewer) -> dict[str, Any]:
+    async with runtime_of(request).db.read() as conn:
+        row = await orgs.get(conn, who.org_id)
+    assert row is not None
+    return stored_rules(row)
+
+
+@router.put(
+    "/rules",
+    response_model=OrganizationRules,
+    summary="Set the organisation's rules: drop events by condition, redact or hash paths",
+)
+async def put_rules(
+    request: Request, body: OrganizationRules, who: Principal = Admin
+) -> dict[str, Any]:
+    rt = runtime_of(request)
+    compiled = org_rules_or_422(body.model_dump())  # a 422 with field and position; nothing saved
+    rules = compiled.raw
+    async with rt.db.transaction() as conn:
+        row = await orgs.get(conn, who.org_id)
+        assert row is not None
+        before = stored_rules(row)
+        await orgs.set_rules(conn, who.org_id, None if compiled.empty else rules)
+        changes = diff(
+            {f"rules.{k}": v for k, v in before.items()},
+            {f"rules.{k}": v for k, v in rules.items()},
+        )
+        if changes:
+            await audit.record(
+                conn, who.actor, "organization.rules_updated", "organization", who.org_id, changes
+            )
+    # Every API process reloads its directory (routing/directory.py) and applies them at once.
+    await rt.bus.publish(Change("org", who.org_id))
+    return rules
+
+
+def stored_rules(row: Mapping[str, Any]) -> dict[str, Any]:
+    """As saved, every key present (no rules: empty lists)."""
+    return {"drop": [], "redact": [], "hash": [], **(row["rules"] or {})}
