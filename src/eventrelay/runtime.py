@@ -124,7 +124,11 @@ class Runtime:
         """
         from eventrelay.queue.sqlite import QueueLocked
         from eventrelay.routing.directory import Directory
+        from eventrelay.rules.limits import set_limits
         from eventrelay.store.metrics import MetricsRecorder
+
+        settings = self.settings
+        set_limits(settings.rules_js_timeout_ms / 1000, settings.rules_js_memory_mb * 1024 * 1024)
 
         if self.db.is_sqlite:
             (self.settings.data_dir / KEY_FINGERPRINT_FILE).write_text(self.vault.fingerprint)

@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     # settled it (0: dropped at once). An archive for replay needs more.
     queue_retention_seconds: float = Field(default=0.0, ge=0)
 
+    # Routing rules' JavaScript sandbox: wall-clock time per event and heap per isolate.
+    rules_js_timeout_ms: float = Field(default=50.0, gt=0, le=10_000)
+    rules_js_memory_mb: int = Field(default=64, ge=16, le=4096)
+
     # NATS JetStream.
     nats_replicas: int = Field(default=1, ge=1, le=5)
     nats_storage: str = Field(default="file", pattern="^(file|memory)$")

@@ -198,3 +198,22 @@ def test_microtasks_do_not_escape_the_time_limit(made: list[JsFunction]) -> None
     except TransformError as exc:
         assert "time limit" in str(exc)
     assert f({"ok": 1}) == [{"ok": 1}]
+
+
+def test_the_time_limit_comes_from_the_settings(made: list[JsFunction]) -> None:
+    """EVENTRELAY_RULES_JS_TIMEOUT_MS reaches every function compiled after start."""
+    from eventrelay.rules import limits
+    from eventrelay.rules.limits import set_limits
+    from eventrelay.settings import Settings
+
+    busy = "function transform(e) { const end = Date.now() + 300; while (Date.now() < end) {} return e; }"
+    before = dict(limits.current)
+    try:
+        settings = Settings(rules_js_timeout_ms=3000, rules_js_memory_mb=32)
+        set_limits(settings.rules_js_timeout_ms / 1000, settings.rules_js_memory_mb * 1024 * 1024)
+        assert js(made, busy)({"n": 1}) == [{"n": 1}]
+        set_limits(0.05, 64 * 1024 * 1024)
+        with pytest.raises(TransformError):
+            js(made, busy)({"n": 1})
+    finally:
+        limits.current.update(before)

@@ -38,11 +38,10 @@ from py_mini_racer import (
     MiniRacer,
 )
 
+from eventrelay.rules import limits
 from eventrelay.rules.engine import Event, Result, Transformation
 from eventrelay.rules.errors import RuleError, RulesInvalid, TransformError
 
-TIMEOUT_SECONDS = 0.05  # per event
-MEMORY_BYTES = 64 * 1024 * 1024  # per isolate
 MAX_SOURCE = 50_000
 MAX_EVENTS_OUT = 100  # events one call may return
 BATCH = 20  # events per call into the isolate
@@ -152,7 +151,9 @@ def _new_isolate() -> MiniRacer:
 class JsFunction(Transformation):
     slow = True
 
-    def __init__(self, source: str, timeout: float = TIMEOUT_SECONDS, memory: int = MEMORY_BYTES):
+    def __init__(self, source: str, timeout: float | None = None, memory: int | None = None):
+        timeout = limits.current["timeout"] if timeout is None else timeout
+        memory = int(limits.current["memory"] if memory is None else memory)
         self._source = source
         self._timeout = timeout
         self._memory = memory
