@@ -181,7 +181,15 @@ def test_send_and_tail(inst: Installation, tmp_path: Path) -> None:
             tail.kill()
             tail.wait()
     assert tail.returncode == 0
-    first, second = (json.loads(line) for line in out.splitlines())
+    lines = [json.loads(line) for line in out.splitlines()]
+    first, second = (line for line in lines if "outcome" not in line)
+    # Then each event's outcome from the hook's worker (GA4 is paused: nothing to wait for).
+    outcomes = {(o["outcome"]["message_id"], o["outcome"]["name"]) for o in lines if "outcome" in o}
+    assert outcomes == {
+        (first["event"]["messageId"], "Tail hook"),
+        (second["event"]["messageId"], "Tail hook"),
+    }
+    assert all(o["outcome"]["outcome"] == "delivered" for o in lines if "outcome" in o)
     assert first["event"]["event"] == "Tail Test" and first["event"]["userId"] == "u-7"
     decisions = {d["name"]: d for d in first["routing"]}
     assert decisions["Tail hook"]["decision"] == "queued"
@@ -274,3 +282,27 @@ def test_clear_errors_without_a_server_or_a_token(inst: Installation, tmp_path: 
     assert list(tmp_path.iterdir()) == []
     bad_token = inst.cli("sources", "list", ok=False, EVENTRELAY_TOKEN="ert_wrong")
     assert bad_token.exit_code == 1 and "HTTP 401" in bad_token.output
+
+
+def test_tail_prints_an_outcome_under_its_event() -> None:
+    from eventrelay.commands.tail import describe_outcome, sse_messages
+
+    line = describe_outcome(
+        {
+            "message_id": "0123456789abcdef",
+            "name": "Orders hook",
+            "outcome": "retried",
+            "reason": "server_error",
+            "status": 503,
+            "attempt": 2,
+            "at": 0,
+        }
+    )
+    assert (
+        line == "  00:00:00  0123456789ab  Orders hook: retried (HTTP 503, server_error), attempt 2"
+    )
+    stream = [": keepalive", "", "event: outcomes", 'data: {"outcomes": []}', ""]
+    assert list(sse_messages(stream)) == [
+        ("comment", "keepalive"),
+        ("outcomes", '{"outcomes": []}'),
+    ]

@@ -1,10 +1,12 @@
 """`eventrelay tail SOURCE`: follow a source's events as they arrive, with the routing decision
-per integration (queued, or filtered and why), from GET /v1/admin/sources/{id}/live."""
+per integration (queued, or filtered and why) and then each integration's delivery outcome as
+its worker settles it, from GET /v1/admin/sources/{id}/live."""
 
 from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -15,6 +17,10 @@ from eventrelay.commands.lookup import find_source
 from eventrelay.commands.output import json_option, note
 
 RECONNECT_SECONDS = 2.0
+REMEMBERED = 10_000  # message ids of shown events, for their outcomes
+# With --count, how long to wait after the last event for its outcomes (retries take longer).
+OUTCOME_WAIT_SECONDS = 10.0
+FINAL_OUTCOMES = frozenset({"delivered", "discarded", "filtered", "expired"})
 
 
 def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
@@ -26,7 +32,7 @@ def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
                 yield kind, "\n".join(data)
             kind, data = "message", []
         elif line.startswith(":"):
-            continue
+            yield "comment", line[1:].strip()  # a keepalive: lets the reader look at the clock
         else:
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
@@ -52,6 +58,21 @@ def describe(entry: dict[str, Any]) -> str:
     return f"{at}  {kind:<8} {title}  {who}  -> {routing}".replace("   ", "  ")
 
 
+def describe_outcome(outcome: dict[str, Any]) -> str:
+    """One indented line under its event: integration, outcome, why, attempt."""
+    at = time.strftime("%H:%M:%S", time.gmtime(float(outcome.get("at") or 0)))
+    why = [str(outcome[k]) for k in ("reason",) if outcome.get(k)]
+    if outcome.get("status"):
+        why.insert(0, f"HTTP {outcome['status']}")
+    detail = f" ({', '.join(why)})" if why else ""
+    name = outcome.get("name") or outcome.get("integration_id")
+    message_id = str(outcome.get("message_id") or "")
+    return (
+        f"  {at}  {message_id[:12]}  {name}: {outcome.get('outcome')}{detail}"
+        f", attempt {outcome.get('attempt', 1)}"
+    )
+
+
 def _wanted(
     entry: dict[str, Any], types: tuple[str, ...], names: tuple[str, ...], user: str | None
 ) -> bool:
@@ -68,8 +89,19 @@ def _wanted(
 @click.option("--type", "types", multiple=True, help="Only these types (repeat).")
 @click.option("--event", "names", multiple=True, help="Only these event (or page) names.")
 @click.option("--user", default=None, help="Only this userId or anonymousId.")
-@click.option("--count", "-n", type=click.IntRange(1), default=None, help="Stop after N events.")
+@click.option(
+    "--count",
+    "-n",
+    type=click.IntRange(1),
+    default=None,
+    help="Stop after N events (and their outcomes, waiting at most 10 s for them).",
+)
 @click.option("--payload", is_flag=True, help="Also print each event's JSON.")
+@click.option(
+    "--outcomes/--no-outcomes",
+    default=True,
+    help="Print each shown event's delivery outcomes as its integrations' workers settle it.",
+)
 @json_option
 @remote_options
 def tail(
@@ -80,6 +112,7 @@ def tail(
     user: str | None,
     count: int | None,
     payload: bool,
+    outcomes: bool,
     as_json: bool,
 ) -> None:
     """Follow a source's events as they arrive, with where each was queued or why it was
@@ -87,6 +120,11 @@ def tail(
     come faster than it can show (skipped events are counted)."""
     found = find_source(client, source)
     shown = 0
+    seen: OrderedDict[str, None] = OrderedDict()  # shown events, whose outcomes are printed
+    # With --count: (message id, integration) still without a final outcome, and since when
+    # the count is reached.
+    pending: set[tuple[str, str]] = set()
+    counted_at: float | None = None
     connected_once = False
     while True:
         try:
@@ -103,10 +141,32 @@ def tail(
                         )
                     elif kind == "skipped":
                         note(f"... {json.loads(data)['count']} event(s) not shown (sampled)")
-                    elif kind == "event":
+                    elif kind == "outcomes" and outcomes:
+                        for outcome in json.loads(data).get("outcomes") or []:
+                            if outcome.get("message_id") not in seen:
+                                continue  # its event was filtered out here or not shown
+                            if as_json:
+                                click.echo(json.dumps({"outcome": outcome}, ensure_ascii=False))
+                            else:
+                                click.echo(describe_outcome(outcome))
+                            if outcome.get("outcome") in FINAL_OUTCOMES:
+                                key = (outcome["message_id"], outcome.get("integration_id"))
+                                pending.discard(key)
+                    elif kind == "event" and counted_at is None:
                         entry = json.loads(data)
                         if not _wanted(entry, types, names, user):
                             continue
+                        message_id = (entry.get("event") or {}).get("messageId")
+                        if message_id:
+                            seen[str(message_id)] = None
+                            if len(seen) > REMEMBERED:
+                                seen.popitem(last=False)
+                            if outcomes and count is not None:
+                                pending.update(
+                                    (str(message_id), str(d["integration_id"]))
+                                    for d in entry.get("routing") or []
+                                    if d.get("decision") == "queued"
+                                )
                         if as_json:
                             click.echo(json.dumps(entry, ensure_ascii=False))
                         else:
@@ -115,7 +175,11 @@ def tail(
                                 click.echo(json.dumps(entry.get("event"), indent=2))
                         shown += 1
                         if count is not None and shown >= count:
-                            return
+                            counted_at = time.monotonic()
+                    if counted_at is not None and (
+                        not pending or time.monotonic() - counted_at > OUTCOME_WAIT_SECONDS
+                    ):
+                        return  # N events shown, and their outcomes (or the wait is over)
         except KeyboardInterrupt:
             return
         except ApiFailure:
