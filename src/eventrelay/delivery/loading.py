@@ -314,6 +314,9 @@ class LoadWorker(IntegrationWorker):
         queue instead (stopping, error state, or an event would pass the max age)."""
         await self.health.failure(f"{err.reason}: {err.message}")
         self._s.metrics.add(self.snapshot.id, "retried", len(members))
+        # Retried here, not through the queue: the live view hears of it all the same.
+        outcome = Outcome(err.kind, err.reason, err.message, err.retry_after)
+        self._settler.show(Settled(), (), (), [(d, outcome) for d in members], time.time())
         policy = self._s.policy
         delay = policy.delay(attempt, err.retry_after)
         if self.health.in_error or self._stopping.is_set():
