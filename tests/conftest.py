@@ -18,7 +18,9 @@ from eventrelay.settings import Settings
 from eventrelay.store import migrate
 from eventrelay.store.tables import metadata
 from tests.support.offline import OfflineGuard, offline
+from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.services import NATS_URL, POSTGRES_ADMIN_URL, port_open, require
+from tests.support.sink import Sink
 
 os.environ.setdefault("EVENTRELAY_LOG_LEVEL", "WARNING")
 
@@ -171,3 +173,19 @@ async def _delete_stream(name: str) -> None:
         pass
     finally:
         await nc.close()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    """A local webhook receiver standing in for a vendor (tests/support/sink.py)."""
+    s = await Sink().start()
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
+    """API and delivery in one process, in the shape of `settings` (a module may override it
+    with a pipeline of other settings)."""
+    async with running_pipeline(settings) as p:
+        yield p

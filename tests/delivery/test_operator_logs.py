@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -72,13 +71,6 @@ def test_held_back_lines_are_written_once_their_interval_ends(
     journal.flush()
     [_, summary] = lines(caplog, "events discarded")
     assert (summary.events, summary.held_back) == (3, 1)  # type: ignore[attr-defined]
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 async def _wait_for_line(

@@ -6,11 +6,9 @@ quantile estimates in milliseconds. Both shapes."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
@@ -45,13 +43,6 @@ def test_the_documented_outcomes_are_the_ones_exported() -> None:
     exported = {m.name for m in REGISTRY.collect()}
     for series in set(re.findall(r"`(eventrelay_\w+?)(?:_total)?\{", text)):
         assert series in exported, series
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 async def _equals(read: Any, expected: float) -> bool:

@@ -5,11 +5,9 @@ the credential part of auth headers, and secrets shorter than 4 characters. Both
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -48,13 +46,6 @@ def test_short_secrets_do_not_mask_every_word() -> None:
 
 def test_text_is_made_storable() -> None:
     assert Redactor([]).text("a\x00b") == "a\ufffdb"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 def _echo(status: int) -> Any:

@@ -4,7 +4,6 @@ the next retry (issue 10.11). Both shapes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -12,13 +11,6 @@ import pytest
 from eventrelay.settings import Settings
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.sink import Sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 async def _hook(pipe: Pipeline, sink: Sink) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -5,28 +5,11 @@ the workers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
 from eventrelay.rules.actions import in_sample
-from eventrelay.settings import Settings
-from tests.support.pipeline import Pipeline, running_pipeline
+from tests.support.pipeline import Pipeline
 from tests.support.sink import Sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 async def hook(pipe: Pipeline, sink: Sink, rules: dict[str, Any], **config: Any) -> tuple[str, str]:

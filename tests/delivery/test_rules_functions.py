@@ -4,27 +4,10 @@ the server keeps serving and other integrations keep delivering."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from eventrelay.settings import Settings
-from tests.support.pipeline import Pipeline, running_pipeline
+from tests.support.pipeline import Pipeline
 from tests.support.sink import Sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 def function(source: str) -> dict[str, Any]:

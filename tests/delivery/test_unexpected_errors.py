@@ -6,10 +6,8 @@ the failure, never 500. Both shapes."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import update
 
 from eventrelay.bus import Change
@@ -19,13 +17,6 @@ from eventrelay.timeutil import utcnow
 from tests.support.fragile import fragile_destination
 from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.sink import Sink
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 async def _in_error(pipe: Pipeline, integration_id: str) -> dict[str, Any]:

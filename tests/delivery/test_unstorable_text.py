@@ -20,13 +20,6 @@ from tests.support.sink import Sink
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
 async def db(settings: Settings) -> AsyncIterator[Database]:
     database = Database(settings.resolved_database_url)
     yield database

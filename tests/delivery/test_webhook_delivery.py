@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,19 +15,6 @@ from tests.support.pipeline import Pipeline, running_pipeline
 from tests.support.sink import Sink
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 async def hook(

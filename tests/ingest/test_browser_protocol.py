@@ -5,7 +5,6 @@ settings and source config they load, and the SDK error shape."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
 
 import orjson
 import pytest
@@ -15,12 +14,6 @@ from tests.ingest.test_ingest_api import queued, setup
 from tests.support.pipeline import Pipeline, basic, running_pipeline
 
 ORIGIN = "https://shop.example.com"
-
-
-@pytest.fixture
-async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -14,12 +13,6 @@ from eventrelay.settings import Settings
 from tests.support.examples import valid_configs
 from tests.support.pipeline import Pipeline, basic, running_pipeline
 from tests.support.planned import planned_destination
-
-
-@pytest.fixture
-async def pipe(settings: Settings) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 def paused_webhook(consent: list[str] | None = None) -> dict[str, Any]:

@@ -6,32 +6,17 @@ rules change nothing."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
-import pytest
 
 from eventrelay.telemetry import INGEST_EVENTS
-from tests.support.pipeline import Pipeline, running_pipeline
+from tests.support.pipeline import Pipeline
 from tests.support.sink import Sink
 
 PATH = "/v1/admin/organization/rules"
 BOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
 HUMAN = "Mozilla/5.0 (X11; Linux x86_64) Firefox/130.0"
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
-@pytest.fixture
-async def pipe(settings: Any) -> AsyncIterator[Pipeline]:
-    async with running_pipeline(settings) as p:
-        yield p
 
 
 def sha(text: str) -> str:

@@ -70,13 +70,6 @@ def _arrived(sink: Sink, name: str) -> dict[str, dict[str, Any]]:
     return events
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
-
-
 async def test_context_ip_is_filled_from_the_connection(pipe: Pipeline, sink: Sink) -> None:
     src = await pipe.api.make_source()
     await _delivering(pipe, src, sink, "hook")
