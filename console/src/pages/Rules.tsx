@@ -184,15 +184,18 @@ export function OrganizationRules({ me }: { me: Me }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<unknown>(null);
   const [saved, setSaved] = useState(false);
+  const [dirty, setDirty] = useState(false);
+  // What arrives from the server never overwrites what the user is typing.
   useEffect(() => {
-    if (data) setText(formatRules(data));
-  }, [data]);
+    if (data && !dirty) setText(formatRules(data));
+  }, [data, dirty]);
 
   const pick = (index: number) => {
     const parsed = parseRules(text);
     if (!parsed.ok) return setError(new Error(parsed.message));
     setError(null);
     setSaved(false);
+    setDirty(true);
     setText(formatRules(addTemplate(parsed.value, ORG_TEMPLATES[index].part)));
   };
   const save = async () => {
@@ -203,6 +206,7 @@ export function OrganizationRules({ me }: { me: Me }) {
     try {
       await put("/v1/admin/organization/rules", rules.value ?? {});
       setSaved(true);
+      setDirty(false);
       reload();
     } catch (err) {
       setError(err);
@@ -231,6 +235,7 @@ export function OrganizationRules({ me }: { me: Me }) {
                 onChange={(e) => {
                   setText(e.target.value);
                   setSaved(false);
+                  setDirty(true);
                 }}
                 spellCheck={false}
                 data-testid="org-rules-editor"
