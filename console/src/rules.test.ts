@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 
+import { formSchema, toApi } from "./schemaForm";
 import {
   addTemplate,
   describeResult,
@@ -9,6 +10,8 @@ import {
   parseEvents,
   parseRules,
   RULE_TEMPLATES,
+  splitRules,
+  withRules,
 } from "./rules";
 
 describe("rules editor", () => {
@@ -63,8 +66,21 @@ describe("rule results and errors in words", () => {
     expect(fieldInWords("rules.transformation.mapping.properties.email")).toBe("transformation, mapping of properties.email");
     expect(fieldInWords("drop.0")).toBe("drop condition 1");
     expect(fieldInWords("hash.2")).toBe("hashed path 3");
+    expect(fieldInWords("config.url")).toBe("config.url");
     expect(
       detailInWords({ field: "config.rules.trigger", message: "unexpected end of expression (at position 19)", position: 19 }),
     ).toBe("In trigger at character 19: unexpected end of expression");
+  });
+});
+
+describe("the integration form", () => {
+  it("edits the vendor config without the rules and sends them back as stored", () => {
+    const rules = { trigger: 'type = "track"' };
+    const [vendor, stored] = splitRules({ url: "https://example.com", headers: { "X-Key": "***" }, rules });
+    expect(vendor).toEqual({ url: "https://example.com", headers: { "X-Key": "***" } });
+    const schema = formSchema({ type: "object", additionalProperties: false, properties: { url: { type: "string" } } });
+    expect(withRules(toApi(schema, { url: "https://example.org" }), stored)).toEqual({ url: "https://example.org", rules });
+    expect(withRules({ url: "u" }, undefined)).toEqual({ url: "u" });
+    expect(splitRules(undefined)).toEqual([{}, undefined]);
   });
 });

@@ -139,6 +139,7 @@ export function describeResult(result: RuleResult): string {
 
 /** A rule's field in words: `config.rules.filters.1.if` is "filter 2, its condition". */
 export function fieldInWords(field: string): string {
+  if (/^config\.(?!rules\b)/.test(field)) return field; // the vendor config's, not a rule
   const parts = field.replace(/^(config\.)?rules\.?/, "").split(".").filter(Boolean);
   const words: string[] = [];
   for (let i = 0; i < parts.length; i++) {
@@ -162,4 +163,16 @@ export function detailInWords(detail: ErrorDetail): string {
   const message = detail.message.replace(/ \(at position \d+\)$/, "");
   const at = typeof detail.position === "number" ? ` at character ${detail.position}` : "";
   return `In ${fieldInWords(detail.field)}${at}: ${message}`;
+}
+
+/** An integration's config without its rules (the vendor's, as the catalog's schema knows
+ * it: the generated form would refuse `rules` as an unknown field) and the rules. */
+export function splitRules(config: Record<string, unknown> | undefined): [Record<string, unknown>, unknown] {
+  const { rules, ...vendor } = config ?? {};
+  return [vendor, rules];
+}
+
+/** The vendor config with the rules put back (none: left out, which removes them). */
+export function withRules(vendor: Record<string, unknown>, rules: unknown): Record<string, unknown> {
+  return rules === undefined || rules === null ? vendor : { ...vendor, rules };
 }

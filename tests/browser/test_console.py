@@ -258,6 +258,9 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             )
             await page.get_by_role("button", name="Save rules").click()
             await page.get_by_role("status").filter(has_text="Saved.").wait_for()
+            # The change reaches the worker through the bus, and deliveries of earlier events
+            # may still be settling: give both a moment before counting.
+            await asyncio.sleep(2.0)
             before = len(sink.events())
             await asyncio.to_thread(
                 _send_with_python_sdk, base_url, write_key, ["Cart Viewed", "Order Completed"]
@@ -265,6 +268,14 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             await sink.wait_for(lambda: len(sink.events()) > before, timeout=30)
             await asyncio.sleep(1.0)  # the identify and "Cart Viewed" came first: none follows
             assert [e.get("event") for e in sink.events()[before:]] == ["Order Completed"]
+            # Saving the integration's form keeps its rules.
+            await page.get_by_role("link", name="Edit").click()
+            await page.get_by_role("button", name="Save", exact=True).click()
+            await page.get_by_role("heading", name="Order sink").wait_for()
+            await page.wait_for_function(
+                "() => document.querySelector('[data-testid=rules-editor]')"
+                "?.value.includes('Order Completed')"
+            )
 
             # Organisation rules: a 422 in words, then a template saved.
             await page.get_by_role("link", name="Organisation rules").click()
