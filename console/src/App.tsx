@@ -10,6 +10,7 @@ import { IntegrationEdit } from "./pages/IntegrationEdit";
 import { Integrations } from "./pages/Integrations";
 import { Live } from "./pages/Live";
 import { Login } from "./pages/Login";
+import { OrganizationRules } from "./pages/Rules";
 import { Setup } from "./pages/Setup";
 import { Sources } from "./pages/Sources";
 import { Users } from "./pages/Users";
@@ -31,6 +32,7 @@ const NAV: { href: string; label: string; role: Me["role"] }[] = [
   { href: "#/integrations", label: "Integrations", role: "viewer" },
   { href: "#/live", label: "Live debugger", role: "editor" },
   { href: "#/consent", label: "Consent", role: "viewer" },
+  { href: "#/rules", label: "Organisation rules", role: "viewer" },
   { href: "#/audit", label: "Audit log", role: "admin" },
   { href: "#/users", label: "Users & tokens", role: "admin" },
 ];
@@ -71,6 +73,9 @@ export function App() {
       break;
     case "consent":
       page = <Consent me={me} />;
+      break;
+    case "rules":
+      page = <OrganizationRules me={me} />;
       break;
     case "audit":
       page = <Audit />;

@@ -3,6 +3,8 @@
 export interface ErrorDetail {
   field: string;
   message: string;
+  /** 1-based, inside an expression or a function's source (rules). */
+  position?: number;
 }
 
 export class ApiError extends Error {

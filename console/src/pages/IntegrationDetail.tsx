@@ -1,5 +1,5 @@
 // One integration: status and last error, pause/resume, delivery charts, recent failures with
-// the request sent and the vendor's answer, preview and a test event.
+// the request sent and the vendor's answer, routing rules, preview and a test event.
 
 import { useEffect, useState } from "react";
 
@@ -8,6 +8,7 @@ import { atLeast } from "../roles";
 import type { Failure, Integration, Me, Metrics, Page } from "../types";
 import { Badge, ErrorBox, Section, useLoad, when } from "../ui";
 import { DeliveryCharts } from "./Charts";
+import { IntegrationRules } from "./Rules";
 
 const SAMPLE = JSON.stringify(
   { type: "track", event: "Order Completed", userId: "user-42", properties: { revenue: 42, currency: "EUR" } },
@@ -152,6 +153,7 @@ export function IntegrationDetail({ me, id }: { me: Me; id: string }) {
           </details>
         ))}
       </Section>
+      <IntegrationRules me={me} integration={i} onSaved={integration.reload} />
       <Section title="Preview">
         <label>
           An event (Segment spec)

@@ -8,6 +8,7 @@ import { useMemo, useState } from "react";
 import { get, post, put } from "../api";
 import { ApiError } from "../errors";
 import { atLeast } from "../roles";
+import { splitRules, withRules } from "../rules";
 import { formSchema, fromApi, toApi, uiSchema } from "../schemaForm";
 import type { CatalogEntry, Integration, Me, Organization, Page, Source } from "../types";
 import { ErrorBox, useLoad } from "../ui";
@@ -45,7 +46,9 @@ function Editor({ loaded }: { loaded: Loaded }) {
   const [consent, setConsent] = useState<string[]>(
     existing?.consent_categories ?? entry?.default_consent_categories ?? [],
   );
-  const [config, setConfig] = useState<Record<string, unknown>>(existing?.config ? fromApi(existing.config) : {});
+  // The rules are edited on the integration's page; this form keeps them as they are.
+  const [vendorConfig, storedRules] = splitRules(existing?.config);
+  const [config, setConfig] = useState<Record<string, unknown>>(existing?.config ? fromApi(vendorConfig) : {});
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const schema = useMemo(() => (entry ? formSchema(entry.config_schema) : {}), [entry]);
@@ -55,7 +58,7 @@ function Editor({ loaded }: { loaded: Loaded }) {
   const save = async (formData: Record<string, unknown>) => {
     setBusy(true);
     setError(null);
-    const body = { name, enabled, consent_categories: consent, config: toApi(schema, formData) };
+    const body = { name, enabled, consent_categories: consent, config: withRules(toApi(schema, formData), storedRules) };
     try {
       const saved = existing
         ? await put<Integration>(`/v1/admin/integrations/${existing.id}`, body)
