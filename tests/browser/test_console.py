@@ -188,22 +188,28 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             assert '"revenue": 42' in await page.locator("aside pre").inner_text()
 
             # Browser SDKs from a page of another origin reach the same debugger (CORS).
+            # The SDK pages stay open until their events are seen: closing a page may abort
+            # what its SDK has not sent yet.
             server = await PageServer().start()
+            sdk_pages = []
             try:
                 server.pages = pages(base_url, write_key, server.host)
                 for way in ("segment-direct", "rudder-direct"):
                     sdk_page = await context.new_page()
+                    sdk_pages.append(sdk_page)
                     await sdk_page.goto(f"http://{server.host}/page/{way}")
                     await sdk_page.wait_for_function("() => window.sdk !== undefined")
                     await sdk_page.evaluate(SEND_EVENTS, 0)
-                    await sdk_page.close()
+                await page.wait_for_function(
+                    "() => [...document.querySelectorAll('tr.live-row td:nth-child(2)')]"
+                    ".filter(td => ['page', 'identify'].includes(td.textContent)).length >= 5",
+                    timeout=60_000,
+                )
             finally:
+                for sdk_page in sdk_pages:
+                    await sdk_page.close()
                 await server.close()
             live_types = page.locator("tr.live-row td:nth-child(2)")
-            await page.wait_for_function(
-                "() => [...document.querySelectorAll('tr.live-row td:nth-child(2)')]"
-                ".filter(td => ['page', 'identify'].includes(td.textContent)).length >= 5"
-            )
             assert {"track", "identify", "page"} <= set(await live_types.all_inner_texts())
             await page.screenshot(path=SHOTS / "live-debugger.png")
             await sink.wait_for(lambda: len(sink.events()) >= 9, timeout=30)
