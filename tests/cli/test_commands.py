@@ -302,7 +302,8 @@ def test_tail_prints_an_outcome_under_its_event() -> None:
         line == "  00:00:00  0123456789ab  Orders hook: retried (HTTP 503, server_error), attempt 2"
     )
     stream = [": keepalive", "", "event: outcomes", 'data: {"outcomes": []}', ""]
-    assert list(sse_messages(stream)) == [
-        ("comment", "keepalive"),
+    assert list(sse_messages(stream)) == [("outcomes", '{"outcomes": []}')]
+    assert list(sse_messages(stream, comments=True)) == [
+        (":", "keepalive"),
         ("outcomes", '{"outcomes": []}'),
     ]

@@ -23,8 +23,13 @@ OUTCOME_WAIT_SECONDS = 10.0
 FINAL_OUTCOMES = frozenset({"delivered", "discarded", "filtered", "expired"})
 
 
-def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs from Server-Sent Events lines (comments and retry ignored)."""
+COMMENT = ":"  # the kind `sse_messages(comments=True)` gives a comment line
+
+
+def sse_messages(lines: Iterable[str], comments: bool = False) -> Iterator[tuple[str, str]]:
+    """(event, data) pairs from Server-Sent Events lines (retry ignored; comments, such as the
+    server's keepalives, as (COMMENT, text) when asked for: they let a reader look at the
+    clock while nothing else arrives)."""
     kind, data = "message", list[str]()
     for line in lines:
         if not line:
@@ -32,7 +37,8 @@ def sse_messages(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
                 yield kind, "\n".join(data)
             kind, data = "message", []
         elif line.startswith(":"):
-            yield "comment", line[1:].strip()  # a keepalive: lets the reader look at the clock
+            if comments:
+                yield COMMENT, line[1:].strip()
         else:
             field, _, value = line.partition(":")
             value = value.removeprefix(" ")
@@ -129,7 +135,7 @@ def tail(
     while True:
         try:
             with client.stream(f"/v1/admin/sources/{found['id']}/live") as response:
-                for kind, data in sse_messages(response.iter_lines()):
+                for kind, data in sse_messages(response.iter_lines(), comments=True):
                     if kind == "ready":
                         connected_once = True
                         listed = json.loads(data).get("integrations") or []
