@@ -22,7 +22,7 @@ import asyncio
 import json
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +92,6 @@ def eventrelay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     app = create_app(Runtime.create(settings), bootstrap_owner=True)
     with serve_in_thread(app) as base_url:
         yield base_url, settings.owner_token_file.read_text().strip()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 async def source_delivering_to(base_url: str, token: str, sink: Sink) -> str:

@@ -14,7 +14,7 @@ The screenshots in docs/screenshots/ (shown in the README) are taken here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,13 +76,6 @@ def eventrelay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     app = create_app(Runtime.create(settings), bootstrap_owner=True)
     with serve_in_thread(app) as base_url:
         yield base_url, settings.owner_token_file.read_text().strip()
-
-
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
-    s = await Sink().start()
-    yield s
-    await s.close()
 
 
 def _require_console() -> None:
