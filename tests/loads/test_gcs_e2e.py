@@ -5,13 +5,11 @@ precondition), through the same code path as a real delivery (EVENTRELAY_VENDOR_
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from typing import Any
 
 from eventrelay.settings import Settings
 from tests.loads.conftest import events, load_run
-from tests.loads.test_s3_e2e import stored_ids
-from tests.support.s3 import MotoS3, S3Proxy
+from tests.support.s3 import MotoS3, S3Proxy, landed_once, stored_ids
 
 ACCESS_ID = "GOOGTS7C7FUP3AIRVJTE2BCDKINBTES3HC2GY5CBFJDCQ2SYHV6A6XXVTJFSA"
 SECRET = "bGoa+V7g/yqDXvKRqq+JTFn4uQZbPiQJo4pf9RzJ"
@@ -36,13 +34,7 @@ async def test_ten_thousand_events_land_once_each(
     async with load_run(settings, "gcs", config(bucket), {"gcs": s3proxy.url}) as run:
         await run.send(sent)
 
-        async def all_there() -> Counter[str] | None:
-            ids = await stored_ids(moto, bucket)
-            return ids if len(ids) == len(sent) else None
-
-        ids = await run.pipe.eventually(all_there, timeout=60)
-        assert set(ids) == {e["messageId"] for e in sent}
-        assert set(ids.values()) == {1}
+        await landed_once(run.pipe, moto, bucket, sent)
         keys = await asyncio.to_thread(moto.keys, bucket)
         assert all(k.startswith(f"events/{run.source['id']}/") for k in keys)
         # Every upload asked Cloud Storage to create only (no S3 If-None-Match).

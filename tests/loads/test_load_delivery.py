@@ -13,9 +13,9 @@ from eventrelay.destinations.loading import MAX_BATCH_EVENTS
 from eventrelay.queue.nats import NatsQueue
 from eventrelay.settings import Settings
 from tests.loads.conftest import events, load_run
-from tests.loads.test_s3_e2e import config, stored_ids
+from tests.loads.test_s3_e2e import config
 from tests.support.pipeline import running_pipeline
-from tests.support.s3 import MotoS3, S3Proxy
+from tests.support.s3 import MotoS3, S3Proxy, stored_ids
 
 
 async def test_catalog_shows_the_file_types_available_with_their_extra(settings: Settings) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
-from collections import Counter
 from typing import Any
 
 from eventrelay.destinations.loading import StagedObject
@@ -14,7 +13,15 @@ from eventrelay.loaders.aws import S3Session
 from eventrelay.loaders.s3 import MULTIPART_THRESHOLD, S3Uploader
 from eventrelay.settings import Settings
 from tests.loads.conftest import events, load_run
-from tests.support.s3 import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, S3Proxy
+from tests.support.s3 import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    MotoS3,
+    S3Proxy,
+    landed_once,
+    stored_ids,
+)
 
 
 def config(bucket: str, **extra: Any) -> dict[str, Any]:
@@ -29,11 +36,6 @@ def config(bucket: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def stored_ids(moto: MotoS3, bucket: str) -> Counter[str]:
-    stored = await asyncio.to_thread(moto.events, bucket, "events/")
-    return Counter(str(e["messageId"]) for e in stored)
-
-
 async def test_ten_thousand_events_land_once_each_in_gzip_ndjson_objects(
     settings: Settings, moto: MotoS3, s3proxy: S3Proxy
 ) -> None:
@@ -42,13 +44,7 @@ async def test_ten_thousand_events_land_once_each_in_gzip_ndjson_objects(
     async with load_run(settings, "s3", config(bucket), {"s3": s3proxy.url}) as run:
         await run.send(sent)
 
-        async def all_there() -> Counter[str] | None:
-            ids = await stored_ids(moto, bucket)
-            return ids if len(ids) == len(sent) else None
-
-        ids = await run.pipe.eventually(all_there, timeout=60)
-        assert set(ids) == {e["messageId"] for e in sent}
-        assert set(ids.values()) == {1}
+        await landed_once(run.pipe, moto, bucket, sent)
         keys = await asyncio.to_thread(moto.keys, bucket)
         source = run.source["id"]
         for key in keys:

@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import boto3
 import orjson
 from aiohttp import web
 
+from tests.support.pipeline import Pipeline
 from tests.support.server import free_port
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -202,3 +204,23 @@ class S3Proxy:
 
 def iter_ids(events: list[dict[str, Any]]) -> Iterator[str]:
     return (str(e["messageId"]) for e in events)
+
+
+async def stored_ids(moto: MotoS3, bucket: str) -> Counter[str]:
+    """How many times each messageId is stored under `events/` in the bucket."""
+    stored = await asyncio.to_thread(moto.events, bucket, "events/")
+    return Counter(str(e["messageId"]) for e in stored)
+
+
+async def landed_once(
+    pipe: Pipeline, moto: MotoS3, bucket: str, sent: list[dict[str, Any]]
+) -> None:
+    """Wait until every sent event is in the bucket, then check each is there exactly once."""
+
+    async def all_there() -> Counter[str] | None:
+        ids = await stored_ids(moto, bucket)
+        return ids if len(ids) == len(sent) else None
+
+    ids = await pipe.eventually(all_there, timeout=60)
+    assert set(ids) == {e["messageId"] for e in sent}
+    assert set(ids.values()) == {1}
