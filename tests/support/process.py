@@ -61,26 +61,41 @@ def eventrelay_process(
 ) -> Iterator[Server]:
     """`module`: what `python -m` runs (a test launcher installing a stand-in, for example).
     `open_files`: start with this soft limit on open files (Linux's usual default is 1,024)."""
-    port = port or free_port()
+    chosen = port is None  # a free port taken by another test meanwhile: try another
     full_env = {
         **os.environ,
         "EVENTRELAY_LOG_LEVEL": "WARNING",
         "EVENTRELAY_DATA_DIR": str(cwd / ".eventrelay"),
         **(env or {}),
     }
-    log = open(cwd / f"server-{port}.log", "a")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args, "--port", str(port)],
-        cwd=cwd,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-        preexec_fn=(lambda: _soft_open_files(open_files)) if open_files else None,
-    )
-    server = Server(proc, f"http://127.0.0.1:{port}", cwd)
+    for attempt in range(3 if chosen else 1):
+        port = free_port() if chosen else port
+        path = cwd / f"server-{port}.log"
+        log = open(path, "a")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--port", str(port)],
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            preexec_fn=(lambda: _soft_open_files(open_files)) if open_files else None,
+        )
+        server = Server(proc, f"http://127.0.0.1:{port}", cwd)
+        try:
+            wait_healthy(server.base_url, proc)
+            break
+        except RuntimeError:
+            lost_port = proc.poll() is not None and "address already in use" in path.read_text()
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=30)
+            if proc.stdout:
+                proc.stdout.close()
+            log.close()
+            if not (lost_port and attempt < 2 and chosen):
+                raise
     try:
-        wait_healthy(server.base_url, proc)
         yield server
     finally:
         if proc.poll() is None:
