@@ -7,6 +7,7 @@ import contextlib
 import time
 
 from eventrelay.queue.base import Message
+from eventrelay.queue.nats_msgs import NatsDelivery
 from tests.queue.conftest import QueueFactory
 
 
@@ -262,7 +263,14 @@ async def test_an_expired_lease_hands_the_batch_out_again(queue_factory: QueueFa
     while {d.message_id for d in again} != {"lease-0", "lease-1"}:
         assert time.monotonic() < deadline, [d.message_id for d in again]
         again += await q.pull("s", 2, timeout=0.5)
-    assert all(d.attempts >= 2 for d in again)
+    for d in again:
+        if isinstance(d, NatsDelivery):
+            # nats-server 2.9 now and then reports a redelivery's count as 1 when two leases run
+            # out together (its own count, seen as `$JS.ACK.<stream>.er-s.1.2.4.<ns>.0`:
+            # delivered 1, consumer sequence 4 of 2 messages); its consumer sequence tells.
+            assert int(d.msg.reply.split(".")[6]) > 2
+        else:
+            assert d.attempts >= 2
     await q.ack("s", again)
     assert await q.pull("s", 2, timeout=1.5) == []
 
