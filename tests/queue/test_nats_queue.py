@@ -173,3 +173,43 @@ async def test_legacy_events_are_expired_and_purged_like_the_others(tmp_path: Pa
         assert await q.depths() == {}
         await q.subscribe("int_a", "src")
         assert await q.pull("int_a", 10, timeout=0.5) == []
+
+
+async def test_what_a_killed_server_forgot_was_acknowledged_is_not_handed_out_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """nats-server writes a consumer's state at most ten times a second: killed right after
+    two acknowledged batches, it hands (some of) them out again on restart, and another worker
+    process, told of the acknowledgements as they were made, settles them instead of
+    delivering them twice."""
+    with nats_server(tmp_path / "nats") as server:
+        settings = Settings(data_dir=tmp_path, queue_url=server.url, nats_ack_wait_seconds=1.0)
+        worker, other = NatsQueue(settings), NatsQueue(settings)
+        await worker.start()
+        await other.start()
+        try:
+            await worker.subscribe("s", "src")
+            assert await other.pull("s", 10, timeout=0.2) == []  # listening from here on
+            await worker.publish("src", msgs("e", 20))
+            delivered: list[str] = []
+            for _ in range(2):  # the first writes the consumer's state, the second waits
+                batch = await worker.pull("s", 10, timeout=2)
+                await worker.ack("s", batch)
+                delivered += [d.message_id for d in batch]
+            assert sorted(delivered) == sorted(f"e-{i}" for i in range(20))
+            await asyncio.sleep(0.02)  # the announcements reach the other process
+            server.kill()
+            server.start()
+            caplog.set_level("INFO", logger="eventrelay.queue")
+            again: list[str] = []
+            deadline = time.monotonic() + 4  # past the restored deliveries' ack wait
+            while time.monotonic() < deadline:
+                got = await other.pull("s", 20, timeout=0.5)
+                again += [d.message_id for d in got]
+                await other.ack("s", got)
+            assert again == []
+            # The server did hand them out again: they were settled on sight.
+            assert any("handed out again" in r.getMessage() for r in caplog.records)
+        finally:
+            await worker.close()
+            await other.close()

@@ -1,7 +1,8 @@
 """The scale-out shape on a 3-node JetStream cluster (replicas 3): losing any one node under
 ingest load, first the stream's leader and then the server leading an integration's consumer,
 answers no 503 (ingest retries through the election, the clients reconnect to the other nodes)
-and loses no acknowledged event. Prints the election time and the share of duplicates.
+and loses no acknowledged event, and few are delivered twice. Prints the election time and
+the share of duplicates.
 """
 
 from __future__ import annotations
@@ -111,5 +112,9 @@ async def test_losing_any_one_node_of_three_answers_no_503_and_loses_nothing(
         )
         assert set(load.answers) == {200}, f"every ingest request answered 200: {load.answers}"
         assert not acked_ids - set(received)
+        # What the lost node knew of acknowledgements the workers had announced to each other
+        # (queue/nats_acked.py): 0 in three runs, 1.0-3.1% before; a batch in flight whose
+        # acknowledgement outlasts the ack wait may still come twice.
+        assert duplicates <= 0.01 * len(acked_ids) + 200
     finally:
         await sink.close()

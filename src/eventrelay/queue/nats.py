@@ -22,11 +22,13 @@ import contextlib
 import datetime
 import logging
 import time
+from collections import deque
 from collections.abc import Collection, Sequence
 
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
@@ -41,6 +43,7 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import BadRequestError, NotFoundError
 
 from eventrelay.queue.base import Delivery, Message
+from eventrelay.queue.nats_acked import RecentlyAcked
 from eventrelay.queue.nats_legacy import LegacyDrain
 from eventrelay.queue.nats_msgs import (
     SKIP_HEADER,
@@ -62,6 +65,14 @@ from eventrelay.settings import Settings
 log = logging.getLogger("eventrelay.queue")
 
 PUBLISH_TIMEOUT = 10.0
+RECONNECT_WAIT = 0.5  # between attempts to reach a server again
+# After a reconnect, pulls wait this long: a restarted server hands out again what it forgot was
+# acknowledged, and the other workers (reconnecting up to RECONNECT_WAIT later) announce what
+# they acknowledged meanwhile first (nats_acked.py).
+RECONNECT_GRACE = 2 * RECONNECT_WAIT
+# This process's own announcements, sent again after a reconnect (the last ones may have gone
+# down with the server).
+_REANNOUNCE_SECONDS = 5.0
 # Retention beyond the delivery max age: the worker expires (and counts) events first.
 _AGE_MARGIN = 3600.0
 
@@ -84,6 +95,13 @@ class NatsQueue:
         )
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        # What the deployment's workers acknowledged lately (nats_acked.py), announced on
+        # `<prefix>-acked.<consumer>`; listened to from this process's first pull.
+        self._acked = RecentlyAcked()
+        self._acked_prefix = settings.nats_subject_prefix + "-acked."
+        self._acked_sub: Subscription | None = None
+        self._announced: deque[tuple[float, str, bytes]] = deque(maxlen=1024)
+        self._pull_from = 0.0  # monotonic time pulls may resume after a reconnect
         self._publisher: Publisher | None = None
         self._logs: dict[str, str] = {}  # stream -> the log it reads
         self._subs: dict[str, JetStreamContext.PullSubscription] = {}
@@ -97,7 +115,7 @@ class NatsQueue:
             servers=self._servers,
             name="eventrelay",
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=RECONNECT_WAIT,
             connect_timeout=5,
             allow_reconnect=True,
             error_cb=self._on_error,
@@ -112,6 +130,7 @@ class NatsQueue:
     async def close(self) -> None:
         nc, self._nc = self._nc, None
         self._subs.clear()
+        self._acked_sub = None
         self._legacy.close()
         if nc is not None:
             # Acks already went out with a flush; pending pull requests need no draining.
@@ -128,6 +147,8 @@ class NatsQueue:
 
     async def _on_reconnected(self) -> None:
         log.warning("nats reconnected")
+        self._pull_from = time.monotonic() + RECONNECT_GRACE
+        await self._reannounce()
 
     def _jsx(self) -> JetStreamContext:
         if self._js is None:
@@ -240,7 +261,9 @@ class NatsQueue:
     ) -> list[Delivery]:
         legacy = await self._legacy.pull(stream, max_messages)
         if legacy:
-            return [NatsDelivery(m, stream + ":") for m in legacy]
+            return [NatsDelivery(m, stream + ":", on_log=False) for m in legacy]
+        if self._acked_sub is None:
+            await self._listen_acked()
         deadline = time.monotonic() + timeout
         sub = await self._subscription(stream)
         while sub is None:  # not read yet: wait for a subscribe in this process
@@ -250,7 +273,8 @@ class NatsQueue:
             if (sub := self._subs.get(stream)) is None and time.monotonic() >= deadline:
                 return []
         id_prefix = self._logs.get(stream, "") + ":"
-        got: list[Msg] = []
+        got: list[NatsDelivery] = []
+        again = 0
         fill_deadline: float | None = None
         # Messages already fetched are leased from the moment JetStream sent them: a fill wait
         # as long as the ack wait (a batched webhook waits up to batch_interval_ms) would let
@@ -267,26 +291,43 @@ class NatsQueue:
             if remaining <= 0.001:
                 if fill_deadline is None or time.monotonic() >= fill_deadline - 0.001:
                     break
-                for msg in got:
-                    await msg.in_progress()
+                for delivery in got:
+                    await delivery.msg.in_progress()
                 renewed = time.monotonic()
+                continue
+            if not self._may_pull():
+                # Reconnecting, or just reconnected: a pull request sent now would be handed
+                # what the others have not yet announced (RECONNECT_GRACE).
+                await asyncio.sleep(min(remaining, 0.05))
                 continue
             with contextlib.suppress(TimeoutError, nats.errors.TimeoutError):
                 for msg in await sub.fetch(batch=max_messages - len(got), timeout=remaining):
                     if skips(msg, stream):
                         await msg.ack()  # not this stream's: settled unseen
+                        continue
+                    delivery = NatsDelivery(msg, id_prefix)
+                    if self._acked.seen(delivery.consumer, delivery.seq):
+                        # Acknowledged before, handed out again by a restarted server that
+                        # lost its last moments (nats_acked.py): settled, not sent twice.
+                        await msg.ack()
+                        again += 1
                     else:
-                        got.append(msg)
+                        got.append(delivery)
             if got:
                 if fill <= 0:
                     break
                 if fill_deadline is None:
                     fill_deadline = time.monotonic() + fill
                     renewed = time.monotonic()
-        return [NatsDelivery(m, id_prefix) for m in got]
+        if again:
+            log.info(
+                "events acknowledged before were handed out again; acknowledged, not redelivered",
+                extra={"stream": stream, "count": again},
+            )
+        return [*got]
 
     async def ack(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await settle(self._nc, deliveries, "ack")
+        await settle(self._nc, deliveries, "ack", announce=self._announce)
 
     async def extend(self, stream: str, deliveries: Sequence[Delivery]) -> None:
         await settle(self._nc, deliveries, "progress")  # resets JetStream's ack_wait timer
@@ -298,7 +339,45 @@ class NatsQueue:
         await settle(self._nc, deliveries, "nak")  # redelivered at once, not after ack_wait
 
     async def terminate(self, stream: str, deliveries: Sequence[Delivery]) -> None:
-        await settle(self._nc, deliveries, "term")
+        await settle(self._nc, deliveries, "term", announce=self._announce)
+
+    # --- what was acknowledged lately (nats_acked.py) --------------------------------------
+
+    def _may_pull(self) -> bool:
+        nc = self._nc
+        return nc is not None and nc.is_connected and time.monotonic() >= self._pull_from
+
+    async def _listen_acked(self) -> None:
+        if self._nc is None:
+            raise RuntimeError("queue is not started")
+        self._acked_sub = await self._nc.subscribe(self._acked_prefix + ">", cb=self._on_acked)
+
+    async def _on_acked(self, msg: Msg) -> None:
+        self._acked.receive(msg.subject[len(self._acked_prefix) :], msg.data)
+
+    async def _announce(self, deliveries: Sequence[Delivery]) -> None:
+        if self._nc is None or self._acked_sub is None:
+            return  # nobody here reads (an expiry sweep in an API process)
+        by_consumer: dict[str, list[int]] = {}
+        for delivery in deliveries:
+            if isinstance(delivery, NatsDelivery) and delivery.seq:
+                by_consumer.setdefault(delivery.consumer, []).append(delivery.seq)
+        for consumer, seqs in by_consumer.items():
+            recorded, wire = self._acked.pack(seqs)
+            self._acked.add(consumer, recorded)
+            # Sent with the acknowledgements (settle flushes both); sent again after a
+            # reconnect in case they went down with the server.
+            await self._nc.publish(self._acked_prefix + consumer, wire)
+            self._announced.append((time.monotonic(), consumer, wire))
+
+    async def _reannounce(self) -> None:
+        if self._nc is None:
+            return
+        since = time.monotonic() - _REANNOUNCE_SECONDS
+        with contextlib.suppress(Exception):
+            for at, consumer, wire in list(self._announced):
+                if at >= since:
+                    await self._nc.publish(self._acked_prefix + consumer, wire)
 
     # --- maintenance -----------------------------------------------------------------------
 

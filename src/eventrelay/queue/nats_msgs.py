@@ -4,7 +4,7 @@ shared with the legacy drain, `nats_legacy.py`)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import nats.errors
 from nats.aio.client import Client
@@ -20,29 +20,43 @@ _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")  # one subject token: a log or stream n
 
 
 class NatsDelivery:
-    __slots__ = ("attempts", "data", "message_id", "msg", "published_at")
+    __slots__ = ("attempts", "consumer", "data", "message_id", "msg", "published_at", "seq")
 
-    def __init__(self, msg: Msg, id_prefix: str) -> None:
+    def __init__(self, msg: Msg, id_prefix: str, on_log: bool = True) -> None:
         self.msg = msg
         self.data = msg.data
         header = (msg.headers or {}).get(MSG_ID_HEADER, "")
         self.message_id = header.removeprefix(id_prefix)
-        self.published_at, self.attempts = ack_metadata(msg)
+        self.consumer, seq, self.published_at, self.attempts = ack_position(msg)
+        # Its sequence in the log stream; 0 off the log (the legacy stream's consumers have
+        # the same names, and its sequences say nothing of the log's).
+        self.seq = seq if on_log else 0
+
+
+def ack_position(msg: Msg) -> tuple[str, int, float, int]:
+    """(consumer, stream sequence, publish time, delivery count) from the JetStream ack
+    subject, read directly: nats-py's `msg.metadata` builds datetimes and dataclasses per
+    message, a measurable share of a worker's time at thousands of events per second. The
+    subject is `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or with
+    domain and account hash after `$JS.ACK` (12 tokens)."""
+    tokens = (msg.reply or "").split(".")
+    if len(tokens) == 9:
+        return tokens[3], int(tokens[5]), int(tokens[7]) / 1e9, int(tokens[4])
+    if len(tokens) >= 12:
+        return tokens[5], int(tokens[7]), int(tokens[9]) / 1e9, int(tokens[6])
+    metadata = msg.metadata
+    return (
+        metadata.consumer or "",
+        int(metadata.sequence.stream),
+        metadata.timestamp.timestamp(),
+        int(metadata.num_delivered),
+    )
 
 
 def ack_metadata(msg: Msg) -> tuple[float, int]:
-    """(publish time, delivery count) from the JetStream ack subject, read directly: nats-py's
-    `msg.metadata` builds datetimes and dataclasses per message, a measurable share of a
-    worker's time at thousands of events per second. The subject is
-    `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ns>.<pending>`, or with domain and
-    account hash after `$JS.ACK` (12 tokens)."""
-    tokens = (msg.reply or "").split(".")
-    if len(tokens) == 9:
-        return int(tokens[7]) / 1e9, int(tokens[4])
-    if len(tokens) >= 12:
-        return int(tokens[9]) / 1e9, int(tokens[6])
-    metadata = msg.metadata
-    return metadata.timestamp.timestamp(), int(metadata.num_delivered)
+    """(publish time, delivery count) of a JetStream message."""
+    _, _, published_at, attempts = ack_position(msg)
+    return published_at, attempts
 
 
 def skips(msg: Msg, stream: str) -> bool:
@@ -61,8 +75,14 @@ def token(name: str) -> str:
 
 
 async def settle(
-    nc: Client | None, deliveries: Sequence[Delivery], how: str, delay: float = 0.0
+    nc: Client | None,
+    deliveries: Sequence[Delivery],
+    how: str,
+    delay: float = 0.0,
+    announce: Callable[[Sequence[Delivery]], Awaitable[None]] | None = None,
 ) -> None:
+    """Answer JetStream for each delivery; `announce` is told of the settled ones before the
+    flush that sends them all (nats_acked.py)."""
     sent = False
     for delivery in deliveries:
         assert isinstance(delivery, NatsDelivery)
@@ -78,6 +98,8 @@ async def settle(
             await msg.nak(delay=delay)
         else:
             await msg.term()
+    if announce is not None and sent:
+        await announce(deliveries)
     if nc is not None and sent:
         # Make sure the acknowledgements reached the server before reporting them done.
         await nc.flush()
