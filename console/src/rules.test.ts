@@ -60,6 +60,15 @@ describe("rule results and errors in words", () => {
     );
   });
 
+  it("says which organisation drop condition matched, or why ingest would refuse a sample", () => {
+    expect(describeResult({ index: 0, delivered: false, reason: "org_rule", rule: "drop.1" })).toBe(
+      "filtered: an organisation drop condition matched (drop condition 2)",
+    );
+    expect(describeResult({ index: 1, delivered: false, reason: "invalid_event", error: "event: required for a track" })).toBe(
+      "refused by ingest: event: required for a track",
+    );
+  });
+
   it("names a 422's field and position", () => {
     expect(fieldInWords("config.rules.trigger")).toBe("trigger");
     expect(fieldInWords("config.rules.filters.1.if")).toBe("filter 2, its condition");

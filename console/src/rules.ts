@@ -123,6 +123,7 @@ const REASONS: Record<string, string> = {
   sample: "sampled out",
   transformation: "the transformation returned nothing",
   transformation_error: "the transformation failed",
+  org_rule: "an organisation drop condition matched",
 };
 
 /** "kept" or "filtered: why" for one sample event. */
@@ -131,6 +132,7 @@ export function describeResult(result: RuleResult): string {
     const n = result.events?.length ?? 1;
     return n === 1 ? "kept" : `kept, as ${n} events`;
   }
+  if (result.reason === "invalid_event") return `refused by ingest: ${result.error ?? "not a valid event"}`;
   const why = REASONS[result.reason ?? ""] ?? result.reason ?? "filtered";
   const rule = typeof result.rule === "string" && result.rule && result.rule !== result.reason ? ` (${fieldInWords(result.rule)})` : "";
   const error = result.error ? `: ${result.error}` : "";

@@ -3,6 +3,7 @@ with field and position, audited with a diff, and shown by an integration's prev
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import pytest
@@ -105,3 +106,45 @@ async def test_preview_applies_the_organisation_rules_first(api: Api) -> None:
     sent = request["body"]
     assert "email" not in sent.get("properties", {})
     assert sent["userId"] != "u1" and len(sent["userId"]) == 64
+
+
+async def test_rules_are_tried_on_samples_as_ingest_would_apply_them(api: Api) -> None:
+    """Before saving: each sample normalised like a batch item, then dropped (and by which
+    condition), or kept as it would be stored; nothing saved, refusals in words."""
+    samples = [
+        {"type": "track", "event": "A", "userId": "u1", "context": {"userAgent": "GoodBot/1"}},
+        {"type": "track", "event": "B", "userId": "u1", "properties": {"email": "a@b.c", "n": 1}},
+        {"type": "track", "userId": "u1"},  # no event name: ingest refuses it
+    ]
+    viewer, editor = await api.make_token("viewer"), await api.make_token("editor")
+    body = {"rules": RULES, "events": samples}
+    assert (await api.post(PATH + "/evaluate", viewer, json=body)).status_code == 403
+    r = await api.post(PATH + "/evaluate", editor, json=body)
+    assert r.status_code == 200, r.text
+    dropped, kept, refused = r.json()["results"]
+    assert dropped == {"index": 0, "delivered": False, "reason": "org_rule", "rule": "drop.0"}
+    assert kept["delivered"] is True
+    [event] = kept["events"]
+    assert event["properties"] == {"n": 1}  # redacted
+    assert event["userId"] == hashlib.sha256(b"u1").hexdigest()
+    assert event["messageId"] and event["receivedAt"]  # filled in as at ingest
+    assert refused["delivered"] is False and refused["reason"] == "invalid_event"
+    assert refused["error"].startswith("event:")
+    assert (await api.get(PATH)).json() == EMPTY  # nothing saved
+
+    r = await api.post(PATH + "/evaluate", editor, json={"rules": {"drop": ["("]}, "events": [{}]})
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["field"] == "rules.drop.0"
+
+
+@pytest.mark.parametrize("path", [PATH + "/evaluate", "/v1/admin/rules/evaluate"])
+async def test_a_sample_no_one_could_store_is_refused_in_words(api: Api, path: str) -> None:
+    """A lone surrogate parses (`"\\ud800"`) but cannot be written back as JSON: ingest
+    refuses such an event, and so does trying rules on it (not a 500)."""
+    body = b'{"rules": {}, "events": [{"type": "track", "event": "E", "userId": "u",'
+    body += b' "properties": {"bad": "\\ud800"}}]}'
+    r = await api.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    [result] = r.json()["results"]
+    assert result["reason"] == "invalid_event"
+    assert result["error"] == "event: contains a string with a lone surrogate"

@@ -14,6 +14,7 @@ The screenshots in docs/screenshots/ (shown in the README) are taken here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,17 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             await page.get_by_role("button", name="Hash", exact=True).click()
             await page.get_by_role("button", name="Save rules").click()
             await page.get_by_role("status").filter(has_text="Saved.").wait_for()
+            # Tried on samples as ingest would treat them: hashed, or refused and why.
+            await page.get_by_test_id("rules-samples").fill(
+                '[{"type": "track", "event": "E", "userId": "u",'
+                ' "properties": {"order_ref": "A-1"}}, {"type": "track", "userId": "u"}]'
+            )
+            await page.get_by_role("button", name="Try").click()
+            results = page.get_by_test_id("rules-results")
+            await results.wait_for()
+            text = await results.inner_text()
+            assert hashlib.sha256(b"A-1").hexdigest() in text and '"A-1"' not in text
+            assert "refused by ingest: event:" in text
             assert errors == []
 
             # A viewer sees no edit controls, and the API refuses them anyway.
@@ -317,7 +329,8 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
                 .filter(has_text="properties.order_ref")
                 .wait_for()
             )
-            assert await viewer.get_by_role("button", name="Save rules").count() == 0
+            for control in ("Try", "Save rules"):
+                assert await viewer.get_by_role("button", name=control).count() == 0
             status = await viewer.evaluate(
                 """async () => {
                   const csrf = document.cookie.match(/er_csrf=([^;]+)/)[1];

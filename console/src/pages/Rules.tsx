@@ -61,15 +61,59 @@ function Templates({ templates, onPick }: { templates: { label: string }[]; onPi
   );
 }
 
+/** Sample events and what rules made of them, shared by both pages: `run` posts the rules and
+ * the samples to an evaluate endpoint (nothing saved there). */
+function useTry(path: string, setError: (error: unknown) => void) {
+  const [samples, setSamples] = useState(SAMPLES);
+  const [results, setResults] = useState<RuleResult[] | null>(null);
+  const run = async (text: string) => {
+    setError(null);
+    setResults(null);
+    const rules = parseRules(text);
+    if (!rules.ok) return setError(new Error(rules.message));
+    const events = parseEvents(samples);
+    if (!events.ok) return setError(new Error(events.message));
+    try {
+      const answer = await post<{ results: RuleResult[] }>(path, { rules: rules.value ?? {}, events: events.value });
+      setResults(answer.results);
+    } catch (err) {
+      setError(err);
+    }
+  };
+  return { samples, setSamples, results, run };
+}
+
+function SampleEvents({ value, onChange }: { value: string; onChange: (value: string) => void }) {
+  return (
+    <label>
+      Sample events (one event or a list)
+      <textarea rows={8} value={value} onChange={(e) => onChange(e.target.value)} spellCheck={false} data-testid="rules-samples" />
+    </label>
+  );
+}
+
+function TryResults({ results }: { results: RuleResult[] | null }) {
+  if (!results) return null;
+  return (
+    <ol className="rule-results" data-testid="rules-results">
+      {results.map((r) => (
+        <li key={r.index}>
+          <span className={`badge badge-${r.delivered ? "delivered" : "filtered"}`}>{describeResult(r)}</span>
+          {r.events && <pre className="json">{JSON.stringify(r.events.length === 1 ? r.events[0] : r.events, null, 2)}</pre>}
+        </li>
+      ))}
+    </ol>
+  );
+}
+
 /** The integration page's rules section. */
 export function IntegrationRules({ me, integration, onSaved }: { me: Me; integration: Integration; onSaved: () => void }) {
   const stored = formatRules(integration.config?.rules);
   const canEdit = atLeast(me.role, "editor");
   const [text, setText] = useState(stored);
   const [dirty, setDirty] = useState(false);
-  const [samples, setSamples] = useState(SAMPLES);
-  const [results, setResults] = useState<RuleResult[] | null>(null);
   const [error, setError] = useState<unknown>(null);
+  const trial = useTry("/v1/admin/rules/evaluate", setError);
   const [saved, setSaved] = useState(false);
   // The page reloads the integration every few seconds: follow it unless the user is editing.
   useEffect(() => {
@@ -86,20 +130,6 @@ export function IntegrationRules({ me, integration, onSaved }: { me: Me; integra
     if (!parsed.ok) return setError(new Error(parsed.message));
     setError(null);
     edit(formatRules(addTemplate(parsed.value, RULE_TEMPLATES[index].part)));
-  };
-  const tryRules = async () => {
-    setError(null);
-    setResults(null);
-    const rules = parseRules(text);
-    if (!rules.ok) return setError(new Error(rules.message));
-    const events = parseEvents(samples);
-    if (!events.ok) return setError(new Error(events.message));
-    try {
-      const answer = await post<{ results: RuleResult[] }>("/v1/admin/rules/evaluate", { rules: rules.value ?? {}, events: events.value });
-      setResults(answer.results);
-    } catch (err) {
-      setError(err);
-    }
   };
   const save = async () => {
     setError(null);
@@ -142,12 +172,9 @@ export function IntegrationRules({ me, integration, onSaved }: { me: Me; integra
       )}
       {canEdit && (
         <>
-          <label>
-            Sample events (one event or a list)
-            <textarea rows={8} value={samples} onChange={(e) => setSamples(e.target.value)} spellCheck={false} data-testid="rules-samples" />
-          </label>
+          <SampleEvents value={trial.samples} onChange={trial.setSamples} />
           <div className="actions">
-            <button type="button" onClick={tryRules}>
+            <button type="button" onClick={() => trial.run(text)}>
               Try
             </button>
             <button type="button" onClick={save} disabled={!dirty}>
@@ -157,16 +184,7 @@ export function IntegrationRules({ me, integration, onSaved }: { me: Me; integra
           </div>
         </>
       )}
-      {results && (
-        <ol className="rule-results" data-testid="rules-results">
-          {results.map((r) => (
-            <li key={r.index}>
-              <span className={`badge badge-${r.delivered ? "delivered" : "filtered"}`}>{describeResult(r)}</span>
-              {r.events && <pre className="json">{JSON.stringify(r.events.length === 1 ? r.events[0] : r.events, null, 2)}</pre>}
-            </li>
-          ))}
-        </ol>
-      )}
+      <TryResults results={trial.results} />
     </Section>
   );
 }
@@ -182,7 +200,9 @@ export function OrganizationRules({ me }: { me: Me }) {
   const { data, error: loadError, reload } = useLoad(() => get<OrgRulesBody>("/v1/admin/organization/rules"), []);
   const canEdit = atLeast(me.role, "admin");
   const [text, setText] = useState("");
+  const canTry = atLeast(me.role, "editor");
   const [error, setError] = useState<unknown>(null);
+  const trial = useTry("/v1/admin/organization/rules/evaluate", setError);
   const [saved, setSaved] = useState(false);
   const [dirty, setDirty] = useState(false);
   // What arrives from the server never overwrites what the user is typing.
@@ -241,18 +261,29 @@ export function OrganizationRules({ me }: { me: Me }) {
                 data-testid="org-rules-editor"
               />
             </label>
-            <div className="actions">
-              <button type="button" onClick={save}>
-                Save rules
-              </button>
-              {saved && <span role="status">Saved.</span>}
-            </div>
           </>
         ) : (
           <pre className="json" data-testid="rules-view">
             {data ? formatRules(data) : ""}
           </pre>
         )}
+        {canTry && (
+          <>
+            <SampleEvents value={trial.samples} onChange={trial.setSamples} />
+            <div className="actions">
+              <button type="button" onClick={() => trial.run(text)}>
+                Try
+              </button>
+              {canEdit && (
+                <button type="button" onClick={save}>
+                  Save rules
+                </button>
+              )}
+              {saved && <span role="status">Saved.</span>}
+            </div>
+          </>
+        )}
+        <TryResults results={trial.results} />
       </Section>
     </>
   );

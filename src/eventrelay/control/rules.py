@@ -1,6 +1,6 @@
 """Routing rules in the control plane: validation on save (a 422 naming the field and the
-position), and `POST /v1/admin/rules/evaluate` (rules and sample events in, results out,
-nothing saved).
+position), and `POST /v1/admin/rules/evaluate` and `/v1/admin/organization/rules/evaluate`
+(rules and sample events in, results out, nothing saved).
 
 Rules live in the integration's config under the reserved key `rules`: they are audited with
 diffs and propagated to workers like any other config change.
@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from eventrelay.core.events import InvalidEvent, Received, normalize
 from eventrelay.errors import ApiError, validation_error
 from eventrelay.rules import (
     CompiledRules,
@@ -98,10 +101,66 @@ class EvaluateBody(BaseModel):
     )
 
 
+def _encodable(result: dict[str, Any]) -> dict[str, Any]:
+    """The result, or why its events could not be stored or sent: JSON has no lone surrogates
+    (`"\\ud800"` parses but cannot be written back), which ingest refuses the same way."""
+    try:
+        orjson.dumps(result)
+    except orjson.JSONEncodeError as exc:
+        problem = "surrogate" in str(exc) and "contains a string with a lone surrogate"
+        return {
+            "index": result["index"],
+            "delivered": False,
+            "reason": "invalid_event",
+            "error": f"event: {problem or 'cannot be written as JSON'}",
+        }
+    return result
+
+
 def evaluate(body: EvaluateBody) -> dict[str, Any]:
     compiled = compile_or_422(body.rules, "rules")
     try:
-        results = [present_decision(i, compiled.apply(e)) for i, e in enumerate(body.events)]
+        results = [
+            _encodable(present_decision(i, compiled.apply(e))) for i, e in enumerate(body.events)
+        ]
     finally:
         compiled.close()
+    return {"results": results}
+
+
+class OrgEvaluateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: dict[str, Any] = Field(
+        description="Organisation rules as in PUT /v1/admin/organization/rules."
+    )
+    events: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)] = Field(
+        description="Sample events (at most 100), as a source would send them in a batch."
+    )
+
+
+def evaluate_org(body: OrgEvaluateBody) -> dict[str, Any]:
+    """Each sample as ingest treats it: normalised (messageId, timestamps and the rest filled
+    in, as for an item of /v1/batch), then dropped or redacted and hashed. A sample ingest would
+    refuse says why instead."""
+    compiled = org_rules_or_422(body.rules, "rules")
+    received = Received.at(datetime.now(UTC))
+    results: list[dict[str, Any]] = []
+    for index, sample in enumerate(body.events):
+        try:
+            event = normalize(sample, received)
+        except InvalidEvent as exc:
+            results.append(
+                {
+                    "index": index,
+                    "delivered": False,
+                    "reason": "invalid_event",
+                    "error": f"{exc.error.field}: {exc.error.message}",
+                }
+            )
+            continue
+        kept, rule = compiled.apply(event)
+        if kept is None:
+            results.append({"index": index, "delivered": False, "reason": "org_rule", "rule": rule})
+        else:
+            results.append(_encodable({"index": index, "delivered": True, "events": [kept]}))
     return {"results": results}

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventrelay.api.deps import Admin, Principal, Viewer, runtime_of
+from eventrelay.api.deps import Admin, Editor, Principal, Viewer, runtime_of
 from eventrelay.api.schemas import ERROR_RESPONSES, Organization
 from eventrelay.bus import Change
 from eventrelay.control.common import diff
-from eventrelay.control.rules import org_rules_or_422
+from eventrelay.control.rules import OrgEvaluateBody, evaluate_org, org_rules_or_422
 from eventrelay.store import audit, orgs
 from eventrelay.timeutil import iso_seconds
 
@@ -139,3 +139,14 @@ async def put_rules(
 def stored_rules(row: Mapping[str, Any]) -> dict[str, Any]:
     """As saved, every key present (no rules: empty lists)."""
     return {"drop": [], "redact": [], "hash": [], **(row["rules"] or {})}
+
+
+@router.post(
+    "/rules/evaluate",
+    summary="Apply organisation rules to sample events and return, per event, whether it is"
+    " dropped (and by which condition) or the event as it would be stored (nothing is saved)",
+)
+async def evaluate_organization_rules(
+    body: OrgEvaluateBody, who: Principal = Editor
+) -> dict[str, Any]:
+    return evaluate_org(body)
