@@ -302,6 +302,23 @@ async def test_console_flow(eventrelay: tuple[str, str], sink: Sink) -> None:
             text = await results.inner_text()
             assert hashlib.sha256(b"A-1").hexdigest() in text and '"A-1"' not in text
             assert "refused by ingest: event:" in text
+
+            # Users and tokens: an invitation's one-time setup link; a token shown once, revoked.
+            await page.get_by_role("link", name="Users & tokens").click()
+            invite = page.get_by_role("form", name="Invite a user")
+            await invite.get_by_label("Email").fill("erin@example.com")
+            await invite.get_by_label("Name").fill("Erin")
+            await invite.get_by_label("Role").select_option("editor")
+            await invite.get_by_role("button", name="Invite").click()
+            await page.get_by_role("status").filter(has_text="Setup link").wait_for()
+            await page.get_by_role("cell", name="erin@example.com Erin").wait_for()
+            tokens = page.get_by_role("form", name="Create a token")
+            await tokens.get_by_label("Name").fill("ci deploys")
+            await tokens.get_by_role("button", name="Create token").click()
+            await page.get_by_role("status").filter(has_text="The new token").wait_for()
+            row = page.get_by_role("row").filter(has_text="ci deploys")
+            await row.get_by_role("button", name="Revoke").click()
+            await row.filter(has_text="revoked").wait_for()
             assert errors == []
 
             # A viewer sees no edit controls, and the API refuses them anyway.

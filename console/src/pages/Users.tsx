@@ -18,21 +18,50 @@ function OneTime({ label, value }: { label: string; value: string }) {
   );
 }
 
-function UsersSection({ me }: { me: Me }) {
-  const users = useLoad(() => get<Page<User>>("/v1/admin/users?limit=100"), []);
-  const [form, setForm] = useState({ email: "", name: "", role: "viewer" as Role });
+/** Runs an action against the API: the last error (cleared by the next try), and `reload` after
+ * each success. */
+function useActions(reload: () => void): [unknown, (action: () => Promise<unknown>) => Promise<void>] {
   const [error, setError] = useState<unknown>(null);
-  const [link, setLink] = useState<string | null>(null);
-  const roles = ROLES.filter((r) => atLeast(me.role, r === "owner" ? "owner" : "admin"));
   const run = async (action: () => Promise<unknown>) => {
     setError(null);
     try {
       await action();
-      users.reload();
+      reload();
     } catch (err) {
       setError(err);
     }
   };
+  return [error, run];
+}
+
+function RoleField({ roles, value, onChange }: { roles: Role[]; value: Role; onChange: (role: Role) => void }) {
+  return (
+    <label>
+      Role
+      <select value={value} onChange={(e) => onChange(e.target.value as Role)}>
+        {roles.map((r) => (
+          <option key={r}>{r}</option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function NameField({ value, onChange }: { value: string; onChange: (name: string) => void }) {
+  return (
+    <label>
+      Name
+      <input required value={value} onChange={(e) => onChange(e.target.value)} />
+    </label>
+  );
+}
+
+function UsersSection({ me }: { me: Me }) {
+  const users = useLoad(() => get<Page<User>>("/v1/admin/users?limit=100"), []);
+  const [form, setForm] = useState({ email: "", name: "", role: "viewer" as Role });
+  const [error, run] = useActions(users.reload);
+  const [link, setLink] = useState<string | null>(null);
+  const roles = ROLES.filter((r) => atLeast(me.role, r === "owner" ? "owner" : "admin"));
   const withLink = (created: unknown) => {
     const path = (created as { setup_path: string }).setup_path;
     setLink(window.location.origin + path);
@@ -107,18 +136,8 @@ function UsersSection({ me }: { me: Me }) {
           Email
           <input type="email" required value={form.email} onChange={(e) => setForm({ ...form, email: e.target.value })} />
         </label>
-        <label>
-          Name
-          <input required value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} />
-        </label>
-        <label>
-          Role
-          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
-            {roles.map((r) => (
-              <option key={r}>{r}</option>
-            ))}
-          </select>
-        </label>
+        <NameField value={form.name} onChange={(name) => setForm({ ...form, name })} />
+        <RoleField roles={roles} value={form.role} onChange={(role) => setForm({ ...form, role })} />
         <button type="submit">Invite</button>
       </form>
     </Section>
@@ -128,26 +147,13 @@ function UsersSection({ me }: { me: Me }) {
 function TokensSection() {
   const tokens = useLoad(() => get<Page<Token>>("/v1/admin/tokens?limit=100"), []);
   const [form, setForm] = useState({ name: "", role: "viewer" as Role });
-  const [error, setError] = useState<unknown>(null);
+  const [error, run] = useActions(tokens.reload);
   const [secret, setSecret] = useState<string | null>(null);
-  const create = async (e: FormEvent) => {
+  const create = (e: FormEvent) => {
     e.preventDefault();
-    try {
-      const created = await post<{ token: string }>("/v1/admin/tokens", form);
-      setSecret(created.token);
-      tokens.reload();
-    } catch (err) {
-      setError(err);
-    }
+    run(async () => setSecret((await post<{ token: string }>("/v1/admin/tokens", form)).token));
   };
-  const revoke = async (id: string) => {
-    try {
-      await del(`/v1/admin/tokens/${id}`);
-      tokens.reload();
-    } catch (err) {
-      setError(err);
-    }
-  };
+  const revoke = (id: string) => run(() => del(`/v1/admin/tokens/${id}`));
   return (
     <Section title="API tokens (for machines)">
       <ErrorBox error={tokens.error ?? error} />
@@ -185,18 +191,8 @@ function TokensSection() {
         </tbody>
       </table>
       <form className="inline" onSubmit={create} aria-label="Create a token">
-        <label>
-          Name
-          <input required value={form.name} onChange={(e) => setForm({ ...form, name: e.target.value })} />
-        </label>
-        <label>
-          Role
-          <select value={form.role} onChange={(e) => setForm({ ...form, role: e.target.value as Role })}>
-            {ROLES.map((r) => (
-              <option key={r}>{r}</option>
-            ))}
-          </select>
-        </label>
+        <NameField value={form.name} onChange={(name) => setForm({ ...form, name })} />
+        <RoleField roles={ROLES} value={form.role} onChange={(role) => setForm({ ...form, role })} />
         <button type="submit">Create token</button>
       </form>
     </Section>
